@@ -1,0 +1,1 @@
+"""Home Assistant-free perception engine: frames, gate, prompts, parsing, rules and backends."""

@@ -1,0 +1,227 @@
+"""Frame decoding, resizing and encoding, and the image-token arithmetic that sizes each frame.
+
+Everything here is synchronous CPU work: callers on an event loop run it in an executor.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+import io
+import math
+from typing import Final
+
+from PIL import Image
+
+# Qwen2.5-VL cuts images into 14-px patches and merges 2×2 of them: one image token per 28×28 px.
+PATCH_PX: Final = 28
+# Each side at least two merged patches (56 px), Qwen2.5-VL's own floor.
+MIN_CELLS: Final = 2
+# Qwen2.5-VL's min_pixels: smaller images are scaled up to this area before patching.
+_MIN_PIXELS: Final = 56 * 56
+
+# The oldest and newest frames get this many times the area of a middle frame, as in the pipeline the model
+# was tuned with (448² against 224²): the newest shows the current state, the oldest anchors the motion.
+END_WEIGHT: Final = 4
+
+# Image tokens per check for each detail preset.
+DETAIL_BUDGETS: Final[Mapping[str, int]] = {"low": 256, "medium": 512, "high": 1024}
+DEFAULT_DETAIL: Final = "medium"
+
+DEFAULT_JPEG_QUALITY: Final = 85
+_RESAMPLE: Final = Image.Resampling.BICUBIC
+
+
+class FrameDecodeError(ValueError):
+    """The bytes are not an image Pillow can decode."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreparedFrame:
+    """A frame re-encoded at its planned size, ready to send."""
+
+    jpeg: bytes
+    width: int
+    height: int
+    tokens: int
+
+
+def image_tokens(width: int, height: int) -> int:
+    """Return the image tokens Qwen2.5-VL spends on a frame of this size (its smart_resize, no max cap)."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"invalid image size {width}×{height}")
+    w_bar = max(PATCH_PX, round(width / PATCH_PX) * PATCH_PX)
+    h_bar = max(PATCH_PX, round(height / PATCH_PX) * PATCH_PX)
+    if w_bar * h_bar < _MIN_PIXELS:
+        beta = math.sqrt(_MIN_PIXELS / (width * height))
+        w_bar = math.ceil(width * beta / PATCH_PX) * PATCH_PX
+        h_bar = math.ceil(height * beta / PATCH_PX) * PATCH_PX
+    return (w_bar // PATCH_PX) * (h_bar // PATCH_PX)
+
+
+def frame_weights(n_frames: int) -> list[int]:
+    """Return each frame's relative area, oldest first: the two ends big, the middle small."""
+    if n_frames <= 2:
+        return [1] * n_frames
+    return [END_WEIGHT, *([1] * (n_frames - 2)), END_WEIGHT]
+
+
+def min_budget(aspect: float, n_frames: int) -> int:
+    """Return the fewest tokens a window of this shape can cost (every frame at the minimum size)."""
+    return n_frames * _grid_tokens(_grid(aspect, MIN_CELLS))
+
+
+def plan_sizes(
+    aspect: float, n_frames: int, budget_tokens: int, *, source: tuple[int, int] | None = None
+) -> list[tuple[int, int]]:
+    """Return each frame's (width, height), oldest first, in whole 28-px cells within the token budget.
+
+    The aspect ratio is kept to within half a cell (no crop), the two end frames get about END_WEIGHT times
+    the area of the middle ones, and with `source` given no frame is planned larger than the source (to
+    within one cell): upscaling spends tokens without adding detail.
+    """
+    if not math.isfinite(aspect) or aspect <= 0:
+        raise ValueError(f"invalid aspect ratio {aspect}")
+    if n_frames <= 0:
+        return []
+    if budget_tokens < min_budget(aspect, n_frames):
+        raise ValueError(
+            f"{budget_tokens} tokens cannot hold {n_frames} frames (at least {min_budget(aspect, n_frames)})"
+        )
+    grids = _candidate_grids(aspect, budget_tokens, source)
+    tokens = [_grid_tokens(grid) for grid in grids]
+    weights = frame_weights(n_frames)
+    # The plan only changes where some frame's share reaches a grid's size: try those points, keep the best.
+    best: list[int] = [0] * n_frames
+    for unit in sorted({t / w for t in tokens for w in set(weights)}):
+        picks = [_largest_within(tokens, unit * w) for w in weights]
+        if sum(tokens[i] for i in picks) > budget_tokens:
+            break
+        best = picks
+    _spend_leftover(best, tokens, budget_tokens)
+    return [(cols * PATCH_PX, rows * PATCH_PX) for cols, rows in (grids[i] for i in best)]
+
+
+def _spend_leftover(picks: list[int], tokens: list[int], budget: int) -> None:
+    """Grow frames one grid step at a time while the budget allows: newest first, then oldest, then middle.
+
+    Whole-cell grids rarely add up to the budget exactly; round-robin steps spend what is left without
+    letting any one frame run away from the planned proportions.
+    """
+    last = len(picks) - 1
+    order = [last, *([0] if last > 0 else []), *range(last - 1, 0, -1)]
+    total = sum(tokens[i] for i in picks)
+    grown = True
+    while grown:
+        grown = False
+        for frame in order:
+            step = picks[frame] + 1
+            if step < len(tokens) and total - tokens[picks[frame]] + tokens[step] <= budget:
+                total += tokens[step] - tokens[picks[frame]]
+                picks[frame] = step
+                grown = True
+
+
+def _candidate_grids(aspect: float, budget: int, source: tuple[int, int] | None) -> list[tuple[int, int]]:
+    """Return the aspect-true (cols, rows) grids from the smallest up, each within budget and source size."""
+    grids = [_grid(aspect, MIN_CELLS)]
+    short = MIN_CELLS + 1
+    while True:
+        grid = _grid(aspect, short)
+        if _grid_tokens(grid) > budget or (source is not None and not _fits(grid, source)):
+            return grids
+        grids.append(grid)
+        short += 1
+
+
+def _grid(aspect: float, short: int) -> tuple[int, int]:
+    """Return the (cols, rows) grid whose short side has `short` cells and whose long side keeps the aspect."""
+    long = max(short, round(short * max(aspect, 1 / aspect)))
+    return (long, short) if aspect >= 1 else (short, long)
+
+
+def _grid_tokens(grid: tuple[int, int]) -> int:
+    """Return the tokens of a grid: one per cell."""
+    return grid[0] * grid[1]
+
+
+def _fits(grid: tuple[int, int], source: tuple[int, int]) -> bool:
+    """Return True when the grid is no larger than the source, rounded up to whole cells."""
+    return grid[0] <= math.ceil(source[0] / PATCH_PX) and grid[1] <= math.ceil(source[1] / PATCH_PX)
+
+
+def _largest_within(tokens: list[int], limit: float) -> int:
+    """Return the index of the largest grid of at most `limit` tokens (the smallest grid as a floor)."""
+    # Grids grow strictly with their short side, so the token counts are sorted.
+    return max(0, bisect_right(tokens, limit) - 1)
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Return a lazily decoded image (only the header is read); raise FrameDecodeError for non-images."""
+    try:
+        return Image.open(io.BytesIO(data))
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise FrameDecodeError(f"not a decodable image: {err}") from err
+
+
+def decode(
+    image: Image.Image,
+    mode: str = "RGB",
+    size: tuple[int, int] | None = None,
+    *,
+    resample: Image.Resampling = _RESAMPLE,
+) -> Image.Image:
+    """Return the opened image loaded in `mode`, resized to `size` when given.
+
+    For a much larger JPEG the decoder scales by 1/2, 1/4 or 1/8 while it decodes (draft mode), which skips
+    most of the work on a 1080p frame; the draft stays at least `size` both ways, so the resize loses nothing.
+    """
+    try:
+        if size is not None:
+            image.draft(mode, size)
+        loaded = image.convert(mode)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise FrameDecodeError(f"cannot decode image: {err}") from err
+    if size is None or loaded.size == size:
+        return loaded
+    return loaded.resize(size, resample)
+
+
+def decode_jpeg(data: bytes, size: tuple[int, int] | None = None) -> Image.Image:
+    """Return the image decoded to RGB, resized to `size` when given."""
+    return decode(open_image(data), "RGB", size)
+
+
+def encode_jpeg(image: Image.Image, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
+    """Return the image as baseline JPEG bytes."""
+    if image.mode not in {"RGB", "L"}:
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def prepare_window(
+    jpegs: Sequence[bytes], budget_tokens: int, *, quality: int = DEFAULT_JPEG_QUALITY
+) -> list[PreparedFrame]:
+    """Return the frames (oldest first) resized to a plan within the budget and re-encoded."""
+    if not jpegs:
+        return []
+    images = [open_image(data) for data in jpegs]
+    # The newest frame sets the plan: a camera that changes resolution mid-window is rare, and the few
+    # frames from before the change are merely stretched a little.
+    width, height = images[-1].size
+    sizes = plan_sizes(width / height, len(images), budget_tokens, source=(width, height))
+    return [
+        _prepare(data, image, size, quality) for data, image, size in zip(jpegs, images, sizes, strict=True)
+    ]
+
+
+def _prepare(data: bytes, image: Image.Image, size: tuple[int, int], quality: int) -> PreparedFrame:
+    """Return one frame at its planned size; a JPEG already at that size is passed through untouched."""
+    if image.size == size and image.format == "JPEG" and image.mode in {"RGB", "L"}:
+        jpeg = data
+    else:
+        jpeg = encode_jpeg(decode(image, "RGB", size), quality)
+    return PreparedFrame(jpeg=jpeg, width=size[0], height=size[1], tokens=image_tokens(*size))

@@ -1,0 +1,306 @@
+"""Request building: what a check asks the model, the schema of its answer, and how answers are read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+import math
+from typing import Any, Final
+
+from .backends.base import VisionRequest
+from .labels import ACTIVITIES, GESTURES, PRESENCE, Label, LabelKind
+from .parse import YES_NO, is_yes, yes_no_schema
+
+LEAD_IN: Final = "Image sequence is as follows:"
+REASON_MAX_CHARS: Final = 200
+
+# Reply budgets: a direct JSON answer is short; a chain of thought needs room before it.
+_COMBINED_TOKENS: Final = 256
+_TOKENS_PER_RULE: Final = 8
+_CONDITION_TOKENS: Final = 32
+_THINKING_TOKENS: Final = 2048
+
+_RULE_PREFIX: Final = "rule:"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    """A natural-language rule on a camera: its stable id and the condition, phrased as a state."""
+
+    rule_id: str
+    condition_text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckSpec:
+    """What one camera's checks ask: the labels to look for, the rules to judge, and how."""
+
+    gestures: tuple[str, ...] = ()
+    activities: tuple[str, ...] = ()
+    presence: bool = False
+    rules: tuple[RuleSpec, ...] = ()
+    fps: float = 2.0
+    thinking: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse unknown or misplaced label keys, duplicate rules and a non-positive frame rate."""
+        _check_keys(self.gestures, LabelKind.GESTURE)
+        _check_keys(self.activities, LabelKind.ACTIVITY)
+        ids = [rule.rule_id for rule in self.rules]
+        if len(set(ids)) != len(ids) or not all(ids):
+            raise ValueError(f"rule ids must be unique and non-empty: {ids}")
+        if not all(_clean(rule.condition_text) for rule in self.rules):
+            raise ValueError("every rule needs a condition")
+        if not (math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"fps must be positive, not {self.fps}")
+
+    @property
+    def is_empty(self) -> bool:
+        """Return True when there is nothing to ask."""
+        return not (self.gestures or self.activities or self.presence or self.rules)
+
+    def enabled_gestures(self) -> tuple[Label, ...]:
+        """Return the enabled gestures in catalogue order (stable prompts whatever the config order)."""
+        return tuple(label for label in GESTURES if label.key in self.gestures)
+
+    def enabled_activities(self) -> tuple[Label, ...]:
+        """Return the enabled activities in catalogue order."""
+        return tuple(label for label in ACTIVITIES if label.key in self.activities)
+
+    def rule_aliases(self) -> dict[str, RuleSpec]:
+        """Return the short names the model sees (r1, r2, …) for the rules, in spec order."""
+        # Long rule ids (config subentry ids) are easy for a model to garble; "r3" is not.
+        return {f"r{index}": rule for index, rule in enumerate(self.rules, 1)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Observation:
+    """What one check saw; only labels and rules of the spec ever appear here."""
+
+    gestures: frozenset[str] = frozenset()
+    activities: frozenset[str] = frozenset()
+    # None when presence was not asked (or its answer is missing).
+    person_present: bool | None = None
+    # Rule id → whether the condition holds; a rule without an answer is absent.
+    rules: Mapping[str, bool] = field(default_factory=dict)
+    reason: str | None = None
+
+
+def _check_keys(keys: tuple[str, ...], kind: LabelKind) -> None:
+    """Raise ValueError unless every key names a distinct label of this kind."""
+    known = {label.key for label in (GESTURES if kind is LabelKind.GESTURE else ACTIVITIES)}
+    unknown = [key for key in keys if key not in known]
+    if unknown or len(set(keys)) != len(keys):
+        raise ValueError(f"invalid {kind} keys {list(keys)}")
+
+
+def _clean(text: str) -> str:
+    """Return a condition without surrounding space or a final period (the prompt adds its own)."""
+    return text.strip().rstrip(".").strip()
+
+
+def _number(value: float) -> str:
+    """Return a number the way a person writes it: 2, 0.5, 2.5."""
+    return f"{value:g}"
+
+
+def _require_question(spec: CheckSpec) -> None:
+    """Raise ValueError for a spec that asks nothing."""
+    if spec.is_empty:
+        raise ValueError("the check asks for nothing: enable a label or add a rule")
+
+
+# --- one combined request per check ---------------------------------------------------------------------
+
+
+def combined_schema(spec: CheckSpec) -> dict[str, Any]:
+    """Return the JSON schema of the combined answer; labels and rules not in the spec are not in it."""
+    properties: dict[str, Any] = {}
+    for name, labels in (("gestures", spec.enabled_gestures()), ("activities", spec.enabled_activities())):
+        if labels:
+            keys = [label.key for label in labels]
+            items = {"type": "string", "enum": keys}
+            properties[name] = {"type": "array", "items": items, "maxItems": len(keys)}
+    if spec.presence:
+        properties["person_present"] = _yes_no()
+    aliases = spec.rule_aliases()
+    if aliases:
+        properties["rules"] = {
+            "type": "object",
+            "properties": {alias: _yes_no() for alias in aliases},
+            "required": list(aliases),
+            "additionalProperties": False,
+        }
+    required = list(properties)
+    properties["reason"] = {"type": "string", "maxLength": REASON_MAX_CHARS}
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+def _yes_no() -> dict[str, Any]:
+    """Return a fresh copy of the yes/no enum schema (callers may serialise or extend it)."""
+    return {"type": YES_NO["type"], "enum": list(YES_NO["enum"])}
+
+
+def combined_system_prompt(spec: CheckSpec, n_frames: int) -> str:
+    """Return the system prompt of the combined check; the same for every check of a camera."""
+    window_s = n_frames / spec.fps
+    lines = [
+        "You are the vision assistant of a smart-home camera.",
+        f"You receive {n_frames} frames taken over {_number(window_s)} seconds "
+        f"({_number(spec.fps)} frames per second), oldest first; the last frame is the present moment.",
+        "Report only what is clearly visible in the most recent frames. When unsure, leave it out.",
+    ]
+    for title, labels in (("Gestures", spec.enabled_gestures()), ("Activities", spec.enabled_activities())):
+        if labels:
+            lines.append(f"{title} to look for (report their keys):")
+            lines.extend(f"- {label.key} ({label.prompt_name}): {label.description}" for label in labels)
+    if spec.presence:
+        lines.append(f'person_present: "yes" when {PRESENCE.description}, otherwise "no".')
+    if spec.rules:
+        lines.append(
+            'Each rule r1, r2, … is a condition: answer "yes" when the images meet it, otherwise "no".'
+        )
+    lines.append("Reply with one JSON object that matches the requested format, and nothing else.")
+    return "\n".join(lines)
+
+
+def combined_question(spec: CheckSpec) -> str:
+    """Return the question that follows the frames: what to report, the rules, the reply format."""
+    parts: list[str] = []
+    fields: list[str] = []
+    gestures, activities = spec.enabled_gestures(), spec.enabled_activities()
+    if gestures:
+        parts.append("Which of the gestures are shown?")
+        fields.append(f'"gestures": [zero or more of {", ".join(label.key for label in gestures)}]')
+    if activities:
+        parts.append("Which of the activities are going on?")
+        fields.append(f'"activities": [zero or more of {", ".join(label.key for label in activities)}]')
+    if spec.presence:
+        parts.append("Is a person present?")
+        fields.append('"person_present": "yes" or "no"')
+    aliases = spec.rule_aliases()
+    if aliases:
+        parts.append("Do the images meet each of the following conditions?")
+        parts.extend(f"{alias}: {_clean(rule.condition_text)}." for alias, rule in aliases.items())
+        fields.append('"rules": {' + ", ".join(f'"{alias}": "yes" or "no"' for alias in aliases) + "}")
+    fields.append(f'"reason": a few words on what you see (at most {REASON_MAX_CHARS} characters)')
+    parts.append("Reply with JSON: {" + ", ".join(fields) + "}.")
+    return "\n".join(parts)
+
+
+def build_combined_request(spec: CheckSpec, frames: Sequence[bytes]) -> VisionRequest:
+    """Return ONE request that asks for every label and rule of the spec about these frames."""
+    _require_question(spec)
+    max_tokens = _COMBINED_TOKENS + _TOKENS_PER_RULE * len(spec.rules)
+    return VisionRequest(
+        system_prompt=combined_system_prompt(spec, len(frames)),
+        lead_in=LEAD_IN,
+        frames=tuple(frames),
+        question=combined_question(spec),
+        json_schema=combined_schema(spec),
+        max_tokens=_THINKING_TOKENS + max_tokens if spec.thinking else max_tokens,
+        thinking=spec.thinking,
+    )
+
+
+def interpret_combined(answer: Mapping[str, Any], spec: CheckSpec) -> Observation:
+    """Return the observation in a parsed combined answer, keeping only the spec's labels and rules."""
+    gestures = {label.key for label in spec.enabled_gestures()}
+    activities = {label.key for label in spec.enabled_activities()}
+    person = answer.get("person_present")
+    rule_answers = answer.get("rules")
+    rules: dict[str, bool] = {}
+    if isinstance(rule_answers, Mapping):
+        rules = {
+            rule.rule_id: is_yes(rule_answers[alias])
+            for alias, rule in spec.rule_aliases().items()
+            if alias in rule_answers
+        }
+    reason = answer.get("reason")
+    return Observation(
+        gestures=frozenset(_listed(answer.get("gestures")) & gestures),
+        activities=frozenset(_listed(answer.get("activities")) & activities),
+        person_present=is_yes(person) if spec.presence and person is not None else None,
+        rules=rules,
+        reason=(reason.strip() or None) if isinstance(reason, str) else None,
+    )
+
+
+def _listed(value: object) -> set[str]:
+    """Return the strings in a JSON array (anything else counts as an empty list)."""
+    return {item for item in value if isinstance(item, str)} if isinstance(value, list) else set()
+
+
+# --- one request per condition: the model's training protocol ---------------------------------------------
+
+
+def condition_system_prompt(spec: CheckSpec, n_frames: int) -> str:
+    """Return the system prompt of a per-condition check, as the model was trained."""
+    return (
+        "You are a smart camera assistant. The user sends a sequence of images from a home camera, "
+        f"{_number(spec.fps)} frames per second, {n_frames} frames in total, in time order, and a condition. "
+        'Judge whether the images meet the condition. Reply with JSON only: {"result": "yes"} or '
+        '{"result": "no"}.'
+    )
+
+
+def condition_question(condition: str) -> str:
+    """Return the per-condition question in the trained wording."""
+    return f"Do the images meet the following condition: {_clean(condition)}."
+
+
+def conditions(spec: CheckSpec) -> list[tuple[str, str]]:
+    """Return (key, condition) for every question of the spec: gestures, activities, presence, rules."""
+    asked = [(f"{label.kind}:{label.key}", label.condition) for label in spec.enabled_gestures()]
+    asked += [(f"{label.kind}:{label.key}", label.condition) for label in spec.enabled_activities()]
+    if spec.presence:
+        asked.append((f"{PRESENCE.kind}:{PRESENCE.key}", PRESENCE.condition))
+    asked += [(f"{_RULE_PREFIX}{rule.rule_id}", rule.condition_text) for rule in spec.rules]
+    return asked
+
+
+def build_condition_requests(spec: CheckSpec, frames: Sequence[bytes]) -> list[tuple[str, VisionRequest]]:
+    """Return one yes/no request per condition, all sharing the same prefix (system prompt and frames)."""
+    _require_question(spec)
+    system_prompt = condition_system_prompt(spec, len(frames))
+    shared = tuple(frames)
+    schema = yes_no_schema()
+    max_tokens = _THINKING_TOKENS if spec.thinking else _CONDITION_TOKENS
+    return [
+        (
+            key,
+            VisionRequest(
+                system_prompt=system_prompt,
+                lead_in=LEAD_IN,
+                frames=shared,
+                question=condition_question(condition),
+                json_schema=schema,
+                max_tokens=max_tokens,
+                thinking=spec.thinking,
+            ),
+        )
+        for key, condition in conditions(spec)
+    ]
+
+
+def interpret_conditions(results: Mapping[str, Mapping[str, Any]], spec: CheckSpec) -> Observation:
+    """Return the observation in per-condition answers ({"result": "yes"} by key); unknown keys are ignored.
+
+    A condition without an answer (its request failed) counts as not seen; its rule is left out.
+    """
+    answers = {key: is_yes(result.get("result")) for key, result in results.items()}
+    presence_key = f"{PRESENCE.kind}:{PRESENCE.key}"
+    return Observation(
+        gestures=frozenset(
+            label.key for label in spec.enabled_gestures() if answers.get(f"{label.kind}:{label.key}")
+        ),
+        activities=frozenset(
+            label.key for label in spec.enabled_activities() if answers.get(f"{label.kind}:{label.key}")
+        ),
+        person_present=answers.get(presence_key) if spec.presence else None,
+        rules={
+            rule.rule_id: answers[f"{_RULE_PREFIX}{rule.rule_id}"]
+            for rule in spec.rules
+            if f"{_RULE_PREFIX}{rule.rule_id}" in answers
+        },
+    )

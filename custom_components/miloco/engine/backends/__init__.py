@@ -1,0 +1,1 @@
+"""Vision backends: the protocol, the error tree and the implementations."""

@@ -1,0 +1,86 @@
+"""The contract every model backend fulfils: one vision request in, one reply out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# The documented switch that turns MiMo-VL's chain of thought off for one turn.
+NO_THINK_SUFFIX = "/no_think"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VisionRequest:
+    """One question about a short clip: frames oldest first, question after the images."""
+
+    system_prompt: str
+    frames: Sequence[bytes]
+    question: str
+    lead_in: str = ""
+    json_schema: Mapping[str, Any] | None = None
+    max_tokens: int = 256
+    thinking: bool = False
+
+    def user_text(self) -> str:
+        """Return the question with the no-think switch appended when thinking is off."""
+        if self.thinking:
+            return self.question
+        return f"{self.question}{NO_THINK_SUFFIX}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenUsage:
+    """Token counts as the server reported them (None when it did not)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VisionReply:
+    """The model's raw reply text and what it cost."""
+
+    text: str
+    model: str
+    latency_s: float
+    usage: TokenUsage = field(default_factory=TokenUsage)
+
+
+@dataclass(slots=True, kw_only=True)
+class BackendStats:
+    """Counters a backend keeps for diagnostics."""
+
+    requests: int = 0
+    failures: int = 0
+    retries: int = 0
+    last_latency_s: float | None = None
+    last_error: str | None = None
+
+
+class VisionBackend(Protocol):
+    """A model that answers vision requests (remote server or embedded)."""
+
+    @property
+    def model(self) -> str:
+        """Return the model name used in requests."""
+
+    @property
+    def max_concurrency(self) -> int:
+        """Return how many requests this backend serves at once."""
+
+    @property
+    def stats(self) -> BackendStats:
+        """Return the running counters."""
+
+    async def async_start(self) -> None:
+        """Connect to or load the model; raise a BackendError when it cannot serve."""
+
+    async def async_complete(self, request: VisionRequest) -> VisionReply:
+        """Answer one request; raise a BackendError on failure."""
+
+    async def async_close(self) -> None:
+        """Release every resource; later calls raise BackendClosed."""
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Return secret-free facts about this backend for diagnostics."""

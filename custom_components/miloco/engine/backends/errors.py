@@ -1,0 +1,87 @@
+"""The small error tree of the backends; callers translate these once at their boundary."""
+
+from __future__ import annotations
+
+
+class BackendError(Exception):
+    """A model backend could not answer."""
+
+    # A stable key that the HA side maps to a translated message.
+    reason = "unknown"
+
+
+class CannotConnect(BackendError):
+    """The server could not be reached."""
+
+    reason = "cannot_connect"
+
+
+class InvalidAuth(BackendError):
+    """The server refused the credentials (401/403)."""
+
+    reason = "invalid_auth"
+
+
+class ModelNotFound(BackendError):
+    """The server does not serve the requested model."""
+
+    reason = "model_not_found"
+
+
+class ModelRejectsImages(BackendError):
+    """The model or server does not accept image input."""
+
+    reason = "no_vision"
+
+
+class BackendTimeout(BackendError):
+    """The model did not answer in time."""
+
+    reason = "timeout"
+
+
+class RateLimited(BackendError):
+    """The server asked us to slow down for longer than we are willing to wait."""
+
+    reason = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        """Keep the server's Retry-After hint for the caller's backoff."""
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerError(BackendError):
+    """The server failed (5xx) or rejected the request in a way we cannot adapt to."""
+
+    reason = "server_error"
+
+
+class BadReply(BackendError):
+    """The server's reply was malformed, oversized or not understood."""
+
+    reason = "bad_reply"
+
+
+class ModelLoadError(BackendError):
+    """An embedded model could not be loaded."""
+
+    reason = "load_failed"
+
+
+class RuntimeMissing(BackendError):
+    """The embedded runtime (llama-cpp-python) is not installed or cannot run here."""
+
+    reason = "llama_cpp_missing"
+
+
+class RuntimeCrashed(RuntimeMissing):
+    """Importing the embedded runtime killed or hung a child process (e.g. SIGILL from another CPU's build)."""
+
+    reason = "llama_cpp_crashed"
+
+
+class BackendClosed(BackendError):
+    """The backend was closed; no more requests are served."""
+
+    reason = "closed"

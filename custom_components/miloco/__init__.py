@@ -1,0 +1,125 @@
+"""Miloco for Home Assistant: see with a home-tuned vision-language model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv, issue_registry as ir
+from homeassistant.helpers.typing import ConfigType
+
+from .backend import create_backend
+from .const import (
+    BACKEND_EMBEDDED,
+    CONF_BACKEND,
+    CONF_MMPROJ_PATH,
+    CONF_MODEL_PATH,
+    DOMAIN,
+    LLAMA_CPP_INSTALL_HINT,
+    LOGGER,
+)
+from .engine.backends.errors import BackendError, InvalidAuth, ModelLoadError, RuntimeMissing
+from .engine.backends.llama_cpp import async_probe_runtime
+from .engine.gguf import GgufError, check_model_pair
+from .runtime import MilocoConfigEntry, MilocoRuntime
+
+PLATFORMS: list[Platform] = []
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Set up the integration (services are registered here once they exist)."""
+    return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> bool:
+    """Connect to (or load) the entry's model and set up its platforms."""
+    if entry.data[CONF_BACKEND] == BACKEND_EMBEDDED:
+        await _async_check_embedded(hass, entry)
+    backend = create_backend(hass, entry.data)
+    try:
+        await backend.async_start()
+    except InvalidAuth as err:
+        await backend.async_close()
+        raise ConfigEntryAuthFailed(translation_domain=DOMAIN, translation_key="invalid_auth") from err
+    except ModelLoadError as err:
+        await backend.async_close()
+        _raise_load_issue(hass, entry, "load_failed", reason=str(err))
+    except BackendError as err:
+        await backend.async_close()
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="backend_unavailable",
+            translation_placeholders={"reason": err.reason},
+        ) from err
+    ir.async_delete_issue(hass, DOMAIN, _issue_id(entry))
+    entry.runtime_data = MilocoRuntime(backend=backend)
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> bool:
+    """Unload the platforms, then stop every request and free the model."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        await entry.runtime_data.backend.async_close()
+    return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> None:
+    """Drop the entry's repair issue along with the entry."""
+    ir.async_delete_issue(hass, DOMAIN, _issue_id(entry))
+
+
+async def _async_check_embedded(hass: HomeAssistant, entry: MilocoConfigEntry) -> None:
+    """Refuse model files outside the allowed paths, and a runtime that cannot import safely."""
+    for key in (CONF_MODEL_PATH, CONF_MMPROJ_PATH):
+        path = entry.data[key]
+        if not Path(path).is_absolute() or not hass.config.is_allowed_path(path):
+            _raise_load_issue(hass, entry, "path_not_allowed", reason=path, fatal=True)
+    try:
+        # Files change after the flow checked them, and llama.cpp crashes on some malformed projectors
+        # instead of failing: read the headers again before every load.
+        await hass.async_add_executor_job(
+            check_model_pair, Path(entry.data[CONF_MODEL_PATH]), Path(entry.data[CONF_MMPROJ_PATH])
+        )
+    except (GgufError, OSError) as err:
+        _raise_load_issue(hass, entry, "load_failed", reason=str(err))
+    try:
+        # A wheel built for another CPU dies of SIGILL: let that happen in a child, not in HA.
+        await async_probe_runtime()
+    except RuntimeMissing as err:
+        _raise_load_issue(hass, entry, err.reason, reason=str(err))
+
+
+def _issue_id(entry: MilocoConfigEntry) -> str:
+    """Return the id of the entry's single 'cannot load' repair issue."""
+    return f"cannot_load_{entry.entry_id}"
+
+
+def _raise_load_issue(
+    hass: HomeAssistant, entry: MilocoConfigEntry, key: str, *, reason: str, fatal: bool = False
+) -> None:
+    """Tell the user (in Repairs) why the embedded model cannot load, and stop this setup attempt."""
+    placeholders = {"title": entry.title, "reason": reason, "install": LLAMA_CPP_INSTALL_HINT}
+    LOGGER.warning("Miloco entry %s cannot load its model: %s", entry.title, reason)
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        _issue_id(entry),
+        is_fixable=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=key,
+        translation_placeholders=placeholders,
+    )
+    if fatal:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+        )
+    # Not fatal: the user can install the runtime or restore the file, and the retry recovers.
+    raise ConfigEntryNotReady(
+        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+    )

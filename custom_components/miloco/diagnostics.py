@@ -1,0 +1,28 @@
+"""Diagnostics: the entry and its backend, with the API key and URL credentials redacted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.core import HomeAssistant
+
+from .const import CONF_API_KEY, CONF_URL
+from .engine.backends.openai_compat import redact_url
+from .runtime import MilocoConfigEntry
+
+# The unique id embeds the server URL, which can carry credentials.
+TO_REDACT = {CONF_API_KEY, "unique_id"}
+
+
+async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: MilocoConfigEntry) -> dict[str, Any]:
+    """Return what support needs to see, and no secret."""
+    entry_dict = entry.as_dict()
+    data = dict(entry_dict["data"])
+    if CONF_URL in data:
+        data[CONF_URL] = redact_url(data[CONF_URL])
+    entry_dict["data"] = data
+    # An entry that failed to set up has no runtime data, and diagnostics matter most then.
+    runtime = getattr(entry, "runtime_data", None)
+    backend = runtime.backend.diagnostics() if runtime is not None else None
+    return {"entry": async_redact_data(entry_dict, TO_REDACT), "backend": backend}

@@ -1,0 +1,33 @@
+"""Shared fixtures: the real HA harness with our custom integration enabled."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import pytest
+
+# Import the integration before the harness's `hass` fixture runs, so HA finds our
+# custom_components package instead of the harness's own (see docs/development.md).
+from custom_components.miloco.const import DOMAIN
+
+from .model_server import FakeModelServer
+
+assert DOMAIN == "miloco"
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(request: pytest.FixtureRequest) -> None:
+    """Let every test that runs Home Assistant load custom integrations from this repository."""
+    # Engine tests run without HA; only tests that use `hass` pay for it.
+    if "hass" in request.fixturenames:
+        request.getfixturevalue("enable_custom_integrations")
+
+
+@pytest.fixture
+async def model_server(socket_enabled: None) -> AsyncGenerator[FakeModelServer]:
+    """Run a scriptable OpenAI-compatible model server on loopback for one test."""
+    # The harness blocks sockets; a loopback server is the one real network peer our tests may use.
+    server = FakeModelServer()
+    await server.start()
+    yield server
+    await server.stop()

@@ -1,0 +1,43 @@
+"""Small builders shared by the HA-side tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.miloco.config_flow import remote_unique_id
+from custom_components.miloco.const import (
+    BACKEND_REMOTE,
+    CONF_API_KEY,
+    CONF_BACKEND,
+    CONF_MAX_CONCURRENT,
+    CONF_MODEL,
+    CONF_TIMEOUT,
+    CONF_URL,
+    CONF_VERIFY_SSL,
+    DOMAIN,
+)
+
+from .model_server import FakeModelServer
+
+
+def remote_entry(
+    server: FakeModelServer, *, model: str = "mimo-vl-miloco-7b", api_key: str | None = None, **extra: Any
+) -> MockConfigEntry:
+    """Return a remote-backend entry pointing at the loopback server."""
+    url = f"{server.url}/v1"
+    data: dict[str, Any] = {
+        CONF_BACKEND: BACKEND_REMOTE,
+        CONF_URL: url,
+        CONF_MODEL: model,
+        CONF_VERIFY_SSL: True,
+        CONF_TIMEOUT: 10,
+        CONF_MAX_CONCURRENT: 2,
+        **extra,
+    }
+    if api_key is not None:
+        data[CONF_API_KEY] = api_key
+    return MockConfigEntry(
+        domain=DOMAIN, title=f"{model} on 127.0.0.1", unique_id=remote_unique_id(url, model), data=data
+    )

@@ -1,0 +1,241 @@
+"""The remote-server config flow, driven against a real OpenAI-compatible server on loopback."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from homeassistant import config_entries
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers.selector import TextSelector
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.miloco.const import (
+    BACKEND_REMOTE,
+    CONF_API_KEY,
+    CONF_BACKEND,
+    CONF_MAX_CONCURRENT,
+    CONF_MODEL,
+    CONF_TIMEOUT,
+    CONF_URL,
+    CONF_VERIFY_SSL,
+    DOMAIN,
+)
+
+from .model_server import FakeModelServer, Reply, boxed, error, garbage, hang, thinking
+
+MODEL = "mimo-vl-miloco-7b"
+
+
+async def _start(hass: HomeAssistant) -> dict[str, Any]:
+    """Open the flow and pick the remote option from the menu."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": config_entries.SOURCE_USER})
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["remote", "embedded"]
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"next_step_id": "remote"})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "remote"
+    return result
+
+
+def _server_form(url: str, **extra: Any) -> dict[str, Any]:
+    return {CONF_URL: url, CONF_VERIFY_SSL: True, CONF_TIMEOUT: 10, CONF_MAX_CONCURRENT: 2, **extra}
+
+
+async def _to_model_step(hass: HomeAssistant, url: str, **extra: Any) -> dict[str, Any]:
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], _server_form(url, **extra))
+    assert result["type"] is FlowResultType.FORM, result
+    assert result["step_id"] == "remote_model"
+    return result
+
+
+async def test_full_flow_creates_entry_after_a_real_probe(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    model_server.models = ["text-only-llm", MODEL]
+    result = await _to_model_step(hass, model_server.url)
+    options = result["data_schema"].schema[CONF_MODEL].config["options"]
+    assert options == ["mimo-vl-miloco-7b", "text-only-llm"]
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: MODEL})
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == f"{MODEL} on 127.0.0.1"
+    assert result["data"] == {
+        CONF_BACKEND: BACKEND_REMOTE,
+        CONF_URL: f"{model_server.url}/v1",
+        CONF_MODEL: MODEL,
+        CONF_VERIFY_SSL: True,
+        CONF_TIMEOUT: 10,
+        CONF_MAX_CONCURRENT: 2,
+    }
+    assert result["result"].unique_id == f"{model_server.url}/v1#{MODEL}"
+    # The probe was a real vision request: system prompt, one JPEG, the question last, thinking off.
+    (probe,) = model_server.chat_requests
+    assert probe["temperature"] == 0
+    assert probe["response_format"]["type"] == "json_schema"
+    system, user = probe["messages"]
+    assert system["role"] == "system"
+    image, question = user["content"]
+    prefix = "data:image/jpeg;base64,"
+    assert image["image_url"]["url"].startswith(prefix)
+    assert base64.b64decode(image["image_url"]["url"][len(prefix) :])[:2] == b"\xff\xd8"
+    assert question["text"].endswith("/no_think")
+
+
+@pytest.mark.parametrize("suffix", ["/v1", "/v1/", "/", "/v1/chat/completions", "  "])
+async def test_url_is_normalised(hass: HomeAssistant, model_server: FakeModelServer, suffix: str) -> None:
+    result = await _to_model_step(hass, f"  {model_server.url}{suffix}")
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: MODEL})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_URL] == f"{model_server.url}/v1"
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://example.com", "http://", "127.0.0.1:8080"])
+async def test_invalid_url(hass: HomeAssistant, url: str) -> None:
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], _server_form(url))
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_URL: "invalid_url"}
+
+
+async def test_cannot_connect_then_recover(hass: HomeAssistant, model_server: FakeModelServer) -> None:
+    port = model_server.port
+    await model_server.stop()
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _server_form(f"http://127.0.0.1:{port}")
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+
+    # The user starts the server and submits again: the same flow goes on.
+    await model_server.start(port)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _server_form(f"http://127.0.0.1:{port}")
+    )
+    assert result["step_id"] == "remote_model"
+
+
+async def test_invalid_auth(hass: HomeAssistant, model_server: FakeModelServer) -> None:
+    model_server.api_key = "right-key"
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _server_form(model_server.url, api_key="wrong-key")
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _server_form(model_server.url, api_key="right-key")
+    )
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: MODEL})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_API_KEY] == "right-key"
+    assert model_server.headers_seen[-1]["Authorization"] == "Bearer right-key"
+
+
+async def test_server_without_model_list_takes_free_text(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    model_server.models_missing = True
+    result = await _to_model_step(hass, model_server.url)
+    # No list: a plain text field instead of a dropdown.
+    assert isinstance(result["data_schema"].schema[CONF_MODEL], TextSelector)
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: "no-such-model"})
+    assert result["errors"] == {CONF_MODEL: "no_models"}
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: MODEL})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_typed_model_unknown_to_a_listing_server(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    result = await _to_model_step(hass, model_server.url)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: "typo-model"})
+    assert result["errors"] == {CONF_MODEL: "model_not_found"}
+
+
+@pytest.mark.parametrize(
+    ("reply", "error_key"),
+    [
+        (garbage(), "bad_reply"),
+        (Reply(content='{"result": "maybe"}'), "bad_reply"),
+        (Reply(raw_body=b"<html>proxy error</html>"), "bad_reply"),
+        (error(500, "boom"), "server_error"),
+        (error(429, "slow down", **{"Retry-After": "3600"}), "rate_limited"),
+    ],
+)
+async def test_probe_errors(
+    hass: HomeAssistant, model_server: FakeModelServer, reply: Reply, error_key: str
+) -> None:
+    # Repeat the reply so retries meet it too.
+    model_server.default_reply = reply
+    result = await _to_model_step(hass, model_server.url)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: MODEL})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": error_key}
+
+
+async def test_model_that_cannot_see(hass: HomeAssistant, model_server: FakeModelServer) -> None:
+    model_server.reject_images = True
+    result = await _to_model_step(hass, model_server.url)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: MODEL})
+    assert result["errors"] == {"base": "no_vision"}
+    # Rejected at once, not retried.
+    assert len(model_server.chat_requests) == 1
+
+
+async def test_timeout(hass: HomeAssistant, model_server: FakeModelServer) -> None:
+    model_server.script(hang())
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**_server_form(model_server.url), CONF_TIMEOUT: 5}
+    )
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: MODEL})
+    assert result["errors"] == {"base": "timeout"}
+
+
+@pytest.mark.parametrize("reply", [thinking(), boxed(), thinking('```json\n{"result": "No"}\n```')])
+async def test_thinking_and_boxed_answers_are_understood(
+    hass: HomeAssistant, model_server: FakeModelServer, reply: Reply
+) -> None:
+    model_server.script(reply)
+    result = await _to_model_step(hass, model_server.url)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: MODEL})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_busy_server_is_retried_after_its_retry_after(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    model_server.script(error(429, "busy", **{"Retry-After": "0"}), error(503, "loading model"))
+    result = await _to_model_step(hass, model_server.url)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: MODEL})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert len(model_server.chat_requests) == 3
+
+
+async def test_server_without_json_schema_support_falls_back(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    # llama-cpp-python's own server knows only json_object (with an optional schema).
+    model_server.accepted_formats = {"json_object"}
+    result = await _to_model_step(hass, model_server.url)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: MODEL})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    formats = [body["response_format"] for body in model_server.chat_requests]
+    assert formats[0]["type"] == "json_schema"
+    assert formats[1] == {"type": "json_object", "schema": formats[0]["json_schema"]["schema"]}
+
+
+async def test_duplicate_is_aborted(hass: HomeAssistant, model_server: FakeModelServer) -> None:
+    MockConfigEntry(domain=DOMAIN, unique_id=f"{model_server.url}/v1#{MODEL}", data={}).add_to_hass(hass)
+    result = await _to_model_step(hass, f"{model_server.url}/v1/")
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: MODEL})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert model_server.chat_requests == []

@@ -69,6 +69,8 @@ class FakeModelServer:
         self.accepted_formats: set[str] = {"json_schema", "json_object", "none"}
         self.require_schema_with_json_object = False
         self.format_rejection_status = 400
+        self.in_flight = 0
+        self.in_flight_max = 0
         self._release = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -126,6 +128,14 @@ class FakeModelServer:
         return web.json_response({"object": "list", "data": data})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.in_flight_max = max(self.in_flight_max, self.in_flight)
+        try:
+            return await self._answer_chat(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer_chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
         if not self._authorised(request):

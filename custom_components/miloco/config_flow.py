@@ -10,9 +10,12 @@ from homeassistant.config_entries import (
     SOURCE_REAUTH,
     SOURCE_RECONFIGURE,
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentryFlow,
 )
+from homeassistant.core import callback
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -28,6 +31,7 @@ from homeassistant.helpers.selector import (
 import voluptuous as vol
 from yarl import URL
 
+from .camera_flow import CameraSubentryFlow
 from .const import (
     BACKEND_EMBEDDED,
     BACKEND_REMOTE,
@@ -54,6 +58,7 @@ from .const import (
     MAX_TIMEOUT,
     MIN_CONTEXT_SIZE,
     MIN_TIMEOUT,
+    SUBENTRY_CAMERA,
 )
 from .engine.backends.errors import BackendError
 from .engine.backends.openai_compat import normalize_base_url
@@ -129,6 +134,14 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
         """Start with nothing entered."""
         self._remote: dict[str, Any] = {}
         self._models: list[str] = []
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Return the subentries a backend entry holds: the cameras it watches."""
+        return {SUBENTRY_CAMERA: CameraSubentryFlow}
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask which kind of backend to connect."""
@@ -256,7 +269,7 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
             except BackendError as err:
                 errors["base"] = err.reason
             else:
-                return self.async_update_reload_and_abort(entry, data=data)
+                return self._async_save(entry, "reauth_successful", data=data)
         return self.async_show_form(
             step_id="reauth_confirm",
             data_schema=REAUTH_SCHEMA,
@@ -286,7 +299,18 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
     def _async_finish(self, title: str, unique_id: str, data: dict[str, Any]) -> ConfigFlowResult:
         """Create the entry, or update and reload it when reconfiguring."""
         if self.source == SOURCE_RECONFIGURE:
-            return self.async_update_reload_and_abort(
-                self._get_reconfigure_entry(), unique_id=unique_id, title=title, data=data
+            return self._async_save(
+                self._get_reconfigure_entry(),
+                "reconfigure_successful",
+                unique_id=unique_id,
+                title=title,
+                data=data,
             )
         return self.async_create_entry(title=title, data=data)
+
+    def _async_save(self, entry: ConfigEntry, reason: str, **changes: Any) -> ConfigFlowResult:
+        """Store changed settings; a loaded entry's update listener reloads it, others are reloaded here."""
+        changed = self.hass.config_entries.async_update_entry(entry, **changes)
+        if changed and entry.state is not ConfigEntryState.LOADED:
+            self.hass.config_entries.async_schedule_reload(entry.entry_id)
+        return self.async_abort(reason=reason)

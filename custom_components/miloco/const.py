@@ -42,3 +42,49 @@ MAX_CONCURRENT_LIMIT: Final = 16
 
 # The documented install route for the optional embedded runtime (no PyPI wheels exist).
 LLAMA_CPP_INSTALL_HINT: Final = "pip install llama-cpp-python==0.3.36"
+
+# Camera subentries: a watched camera and what to detect on it.
+SUBENTRY_CAMERA: Final = "camera"
+CONF_CAMERA: Final = "camera_entity_id"
+CONF_GESTURES: Final = "gestures"
+CONF_ACTIVITIES: Final = "activities"
+CONF_PRESENCE: Final = "presence"
+CONF_CAPTURE_MODE: Final = "capture_mode"
+CAPTURE_SNAPSHOT: Final = "snapshot"
+CAPTURE_STREAM: Final = "stream"
+CONF_FPS: Final = "fps"
+CONF_WINDOW_FRAMES: Final = "window_frames"
+CONF_CHECK_INTERVAL: Final = "check_interval"
+CONF_DETAIL: Final = "detail"
+CONF_CHANGE_THRESHOLD: Final = "change_threshold"
+CONF_MOTION_ENTITY: Final = "motion_entity_id"
+CONF_HEARTBEAT: Final = "heartbeat"
+CONF_HOLD_TIME: Final = "hold_time"
+CONF_PROMPT_MODE: Final = "prompt_mode"
+PROMPT_COMBINED: Final = "combined"
+PROMPT_PER_CONDITION: Final = "per_condition"
+
+# Miloco's reference pipeline: 6 frames over 3 s, a check every 2 s.
+DEFAULT_FPS: Final = 2.0
+MIN_FPS: Final = 0.1
+MAX_FPS: Final = 10.0
+DEFAULT_WINDOW_FRAMES: Final = 6
+MAX_WINDOW_FRAMES: Final = 16
+MAX_WINDOW_SECONDS: Final = 60.0
+DEFAULT_CHECK_INTERVAL: Final = 2.0
+MIN_CHECK_INTERVAL: Final = 0.5
+MAX_CHECK_INTERVAL: Final = 3600.0
+# Percent of the picture that must change to open the gate (the engine's default of 0.005).
+DEFAULT_CHANGE_THRESHOLD: Final = 0.5
+DEFAULT_HEARTBEAT: Final = 60
+MAX_HEARTBEAT: Final = 3600
+DEFAULT_HOLD_TIME: Final = 15
+MAX_HOLD_TIME: Final = 3600
+
+# Failure handling: entities go unavailable after this many failed checks or captures in a row, and
+# the backend raises a repair issue once it has failed for this long without a single success.
+FAILURES_BEFORE_UNAVAILABLE: Final = 3
+BACKEND_ISSUE_AFTER_S: Final = 300.0
+SNAPSHOT_TIMEOUT: Final = 10
+
+EVENT_MILOCO: Final = "miloco_event"

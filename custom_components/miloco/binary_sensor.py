@@ -1,0 +1,47 @@
+"""Binary sensor platform: one sensor per enabled activity, and person presence, per camera."""
+
+from __future__ import annotations
+
+from homeassistant.components.binary_sensor import (
+    BinarySensorDeviceClass,
+    BinarySensorEntity,
+    BinarySensorEntityDescription,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .entity import MilocoCameraEntity
+from .runtime import MilocoConfigEntry
+from .watcher import PRESENCE_KEY
+
+PARALLEL_UPDATES = 0
+
+PRESENCE_DESCRIPTION = BinarySensorEntityDescription(
+    key=PRESENCE_KEY, translation_key=PRESENCE_KEY, device_class=BinarySensorDeviceClass.OCCUPANCY
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant, entry: MilocoConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+) -> None:
+    """Add the activity and presence sensors of every camera."""
+    for subentry_id, watcher in entry.runtime_data.watchers.items():
+        descriptions = [
+            BinarySensorEntityDescription(key=activity, translation_key=activity)
+            for activity in watcher.config.activities
+        ]
+        if watcher.config.presence:
+            descriptions.append(PRESENCE_DESCRIPTION)
+        async_add_entities(
+            [StateBinarySensor(watcher, description) for description in descriptions],
+            config_subentry_id=subentry_id,
+        )
+
+
+class StateBinarySensor(MilocoCameraEntity, BinarySensorEntity):
+    """On while the activity (or a person) is seen, held on for the camera's hold time."""
+
+    @property
+    def is_on(self) -> bool:
+        """Return whether the state is going on."""
+        return self._watcher.is_on(self.entity_description.key)

@@ -1,0 +1,244 @@
+"""The camera subentry flow: which camera to watch, what to detect on it, and how to capture it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from homeassistant.components.camera import CameraEntityFeature
+from homeassistant.config_entries import ConfigSubentryFlow, SubentryFlowResult
+from homeassistant.const import ATTR_FRIENDLY_NAME, ATTR_SUPPORTED_FEATURES
+from homeassistant.core import split_entity_id
+from homeassistant.data_entry_flow import section
+from homeassistant.helpers.selector import (
+    BooleanSelector,
+    EntitySelector,
+    EntitySelectorConfig,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+)
+import voluptuous as vol
+
+from .const import (
+    CAPTURE_SNAPSHOT,
+    CAPTURE_STREAM,
+    CONF_ACTIVITIES,
+    CONF_CAMERA,
+    CONF_CAPTURE_MODE,
+    CONF_CHANGE_THRESHOLD,
+    CONF_CHECK_INTERVAL,
+    CONF_DETAIL,
+    CONF_FPS,
+    CONF_GESTURES,
+    CONF_HEARTBEAT,
+    CONF_HOLD_TIME,
+    CONF_MOTION_ENTITY,
+    CONF_PRESENCE,
+    CONF_PROMPT_MODE,
+    CONF_WINDOW_FRAMES,
+    DEFAULT_CHANGE_THRESHOLD,
+    DEFAULT_CHECK_INTERVAL,
+    DEFAULT_FPS,
+    DEFAULT_HEARTBEAT,
+    DEFAULT_HOLD_TIME,
+    DEFAULT_WINDOW_FRAMES,
+    MAX_CHECK_INTERVAL,
+    MAX_FPS,
+    MAX_HEARTBEAT,
+    MAX_HOLD_TIME,
+    MAX_WINDOW_FRAMES,
+    MAX_WINDOW_SECONDS,
+    MIN_CHECK_INTERVAL,
+    MIN_FPS,
+    PROMPT_COMBINED,
+    PROMPT_PER_CONDITION,
+    SUBENTRY_CAMERA,
+)
+from .engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS
+from .engine.labels import ACTIVITIES, GESTURES
+
+SECTION_CAPTURE = "capture"
+_CAPTURE_KEYS = (
+    CONF_CAPTURE_MODE,
+    CONF_FPS,
+    CONF_WINDOW_FRAMES,
+    CONF_CHECK_INTERVAL,
+    CONF_DETAIL,
+    CONF_CHANGE_THRESHOLD,
+    CONF_MOTION_ENTITY,
+    CONF_HEARTBEAT,
+    CONF_HOLD_TIME,
+    CONF_PROMPT_MODE,
+)
+
+DEFAULTS: Mapping[str, Any] = {
+    CONF_GESTURES: [label.key for label in GESTURES],
+    CONF_ACTIVITIES: [label.key for label in ACTIVITIES],
+    CONF_PRESENCE: True,
+    CONF_CAPTURE_MODE: CAPTURE_SNAPSHOT,
+    CONF_FPS: DEFAULT_FPS,
+    CONF_WINDOW_FRAMES: DEFAULT_WINDOW_FRAMES,
+    CONF_CHECK_INTERVAL: DEFAULT_CHECK_INTERVAL,
+    CONF_DETAIL: DEFAULT_DETAIL,
+    CONF_CHANGE_THRESHOLD: DEFAULT_CHANGE_THRESHOLD,
+    CONF_HEARTBEAT: DEFAULT_HEARTBEAT,
+    CONF_HOLD_TIME: DEFAULT_HOLD_TIME,
+    CONF_PROMPT_MODE: PROMPT_COMBINED,
+}
+
+
+def _select(options: list[str], key: str, *, multiple: bool = False) -> SelectSelector:
+    """Return a translated select (a checklist when multiple)."""
+    return SelectSelector(
+        SelectSelectorConfig(
+            options=options,
+            multiple=multiple,
+            translation_key=key,
+            mode=SelectSelectorMode.LIST if multiple else SelectSelectorMode.DROPDOWN,
+        )
+    )
+
+
+def _box(maximum: float, step: float, unit: str | None = None) -> NumberSelector:
+    """Return a permissive number box: the flow, not the widget, explains out-of-range values."""
+    config = NumberSelectorConfig(min=0, max=maximum, step=step, mode=NumberSelectorMode.BOX)
+    if unit is not None:
+        config["unit_of_measurement"] = unit
+    return NumberSelector(config)
+
+
+CAPTURE_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_CAPTURE_MODE): _select([CAPTURE_SNAPSHOT, CAPTURE_STREAM], CONF_CAPTURE_MODE),
+        vol.Required(CONF_FPS): _box(1000, 0.1, "fps"),
+        vol.Required(CONF_WINDOW_FRAMES): _box(1000, 1),
+        vol.Required(CONF_CHECK_INTERVAL): _box(100000, 0.1, "s"),
+        vol.Required(CONF_DETAIL): _select(list(DETAIL_BUDGETS), CONF_DETAIL),
+        vol.Required(CONF_CHANGE_THRESHOLD): _box(100, 0.1, "%"),
+        vol.Optional(CONF_MOTION_ENTITY): EntitySelector(EntitySelectorConfig(domain="binary_sensor")),
+        vol.Required(CONF_HEARTBEAT): _box(100000, 1, "s"),
+        vol.Required(CONF_HOLD_TIME): _box(100000, 1, "s"),
+        vol.Required(CONF_PROMPT_MODE): _select([PROMPT_COMBINED, PROMPT_PER_CONDITION], CONF_PROMPT_MODE),
+    }
+)
+
+CAMERA_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_CAMERA): EntitySelector(EntitySelectorConfig(domain="camera")),
+        vol.Optional(CONF_GESTURES): _select([label.key for label in GESTURES], CONF_GESTURES, multiple=True),
+        vol.Optional(CONF_ACTIVITIES): _select(
+            [label.key for label in ACTIVITIES], CONF_ACTIVITIES, multiple=True
+        ),
+        vol.Required(CONF_PRESENCE): BooleanSelector(),
+        vol.Required(SECTION_CAPTURE): section(CAPTURE_SCHEMA, {"collapsed": True}),
+    }
+)
+
+
+def _flatten(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the form's values with the capture section merged in, as the subentry stores them."""
+    data = {key: value for key, value in user_input.items() if key != SECTION_CAPTURE}
+    data.update(user_input.get(SECTION_CAPTURE, {}))
+    data.setdefault(CONF_GESTURES, [])
+    data.setdefault(CONF_ACTIVITIES, [])
+    data[CONF_WINDOW_FRAMES] = int(data[CONF_WINDOW_FRAMES])
+    for key in (CONF_HEARTBEAT, CONF_HOLD_TIME):
+        data[key] = int(data[key])
+    if not data.get(CONF_MOTION_ENTITY):
+        data.pop(CONF_MOTION_ENTITY, None)
+    return data
+
+
+def _nest(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Return stored data shaped like the form (capture settings inside their section)."""
+    values = {key: value for key, value in data.items() if key not in _CAPTURE_KEYS}
+    values[SECTION_CAPTURE] = {key: data[key] for key in _CAPTURE_KEYS if key in data}
+    return values
+
+
+def _range_errors(data: Mapping[str, Any]) -> dict[str, str]:
+    """Return the translated error for each capture setting outside what makes sense."""
+    errors: dict[str, str] = {}
+    fps = float(data[CONF_FPS])
+    if not MIN_FPS <= fps <= MAX_FPS:
+        errors[SECTION_CAPTURE] = "fps_out_of_range"
+    elif not 1 <= data[CONF_WINDOW_FRAMES] <= MAX_WINDOW_FRAMES:
+        errors[SECTION_CAPTURE] = "window_out_of_range"
+    elif data[CONF_WINDOW_FRAMES] / fps > MAX_WINDOW_SECONDS:
+        errors[SECTION_CAPTURE] = "window_too_long"
+    elif not MIN_CHECK_INTERVAL <= float(data[CONF_CHECK_INTERVAL]) <= MAX_CHECK_INTERVAL:
+        errors[SECTION_CAPTURE] = "interval_out_of_range"
+    elif not 0 <= data[CONF_HEARTBEAT] <= MAX_HEARTBEAT or not 0 <= data[CONF_HOLD_TIME] <= MAX_HOLD_TIME:
+        errors[SECTION_CAPTURE] = "duration_out_of_range"
+    return errors
+
+
+class CameraSubentryFlow(ConfigSubentryFlow):
+    """Add or change a watched camera."""
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Add a camera."""
+        return await self._async_step_camera(user_input)
+
+    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Change what a camera detects, or how it is captured."""
+        return await self._async_step_camera(user_input)
+
+    async def _async_step_camera(self, user_input: dict[str, Any] | None) -> SubentryFlowResult:
+        """Show the camera form, validate it, and save it."""
+        errors: dict[str, str] = {}
+        reconfiguring = self.source == "reconfigure"
+        if user_input is not None:
+            data = _flatten(user_input)
+            errors = self._camera_errors(data) or _range_errors(data)
+            if not errors:
+                title = self._camera_title(data[CONF_CAMERA])
+                if reconfiguring:
+                    return self.async_update_and_abort(
+                        self._get_entry(), self._get_reconfigure_subentry(), title=title, data=data
+                    )
+                return self.async_create_entry(title=title, data=data)
+            suggested = user_input
+        elif reconfiguring:
+            suggested = _nest(self._get_reconfigure_subentry().data)
+        else:
+            suggested = _nest(DEFAULTS)
+        return self.async_show_form(
+            step_id="reconfigure" if reconfiguring else "user",
+            data_schema=self.add_suggested_values_to_schema(CAMERA_SCHEMA, suggested),
+            errors=errors,
+        )
+
+    def _camera_errors(self, data: Mapping[str, Any]) -> dict[str, str]:
+        """Return errors about the chosen entities and what to detect."""
+        camera_id = data[CONF_CAMERA]
+        state = self.hass.states.get(camera_id)
+        if state is None or split_entity_id(camera_id)[0] != "camera":
+            return {CONF_CAMERA: "camera_not_found"}
+        this = self._get_reconfigure_subentry().subentry_id if self.source == "reconfigure" else None
+        for subentry in self._get_entry().subentries.values():
+            if (
+                subentry.subentry_type == SUBENTRY_CAMERA
+                and subentry.subentry_id != this
+                and subentry.data.get(CONF_CAMERA) == camera_id
+            ):
+                return {CONF_CAMERA: "camera_already_watched"}
+        if not (data[CONF_GESTURES] or data[CONF_ACTIVITIES] or data[CONF_PRESENCE]):
+            return {"base": "nothing_to_detect"}
+        supports_stream = int(state.attributes.get(ATTR_SUPPORTED_FEATURES, 0)) & CameraEntityFeature.STREAM
+        if data[CONF_CAPTURE_MODE] == CAPTURE_STREAM and not supports_stream:
+            return {SECTION_CAPTURE: "no_stream"}
+        motion = data.get(CONF_MOTION_ENTITY)
+        if motion and self.hass.states.get(motion) is None:
+            return {SECTION_CAPTURE: "motion_entity_not_found"}
+        return {}
+
+    def _camera_title(self, camera_id: str) -> str:
+        """Return the camera's friendly name, the natural title of its device."""
+        state = self.hass.states.get(camera_id)
+        name = state.attributes.get(ATTR_FRIENDLY_NAME) if state is not None else None
+        return str(name or camera_id)

@@ -1,0 +1,46 @@
+"""Event platform: one Gesture event entity per camera, fired once per gesture episode."""
+
+from __future__ import annotations
+
+from homeassistant.components.event import EventEntity, EventEntityDescription
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .entity import MilocoCameraEntity
+from .runtime import MilocoConfigEntry
+from .watcher import CameraWatcher
+
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant, entry: MilocoConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+) -> None:
+    """Add a Gesture entity for every camera that looks for gestures."""
+    for subentry_id, watcher in entry.runtime_data.watchers.items():
+        if watcher.config.gestures:
+            async_add_entities([GestureEventEntity(watcher)], config_subentry_id=subentry_id)
+
+
+class GestureEventEntity(MilocoCameraEntity, EventEntity):
+    """Fires the gesture someone shows the camera; event types are the gestures enabled on it."""
+
+    def __init__(self, watcher: CameraWatcher) -> None:
+        """Offer exactly the camera's enabled gestures as event types."""
+        super().__init__(
+            watcher,
+            EventEntityDescription(
+                key="gesture", translation_key="gesture", event_types=list(watcher.config.gestures)
+            ),
+        )
+
+    async def async_added_to_hass(self) -> None:
+        """Listen for gesture episodes as well as state changes."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self._watcher.async_add_gesture_listener(self._handle_gesture))
+
+    @callback
+    def _handle_gesture(self, gesture: str) -> None:
+        """Record one gesture episode."""
+        self._trigger_event(gesture, {"camera_entity_id": self._watcher.config.camera_entity_id})
+        self.async_write_ha_state()

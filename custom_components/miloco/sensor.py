@@ -1,0 +1,97 @@
+"""Sensor platform: each camera's diagnostics (last analysis, model latency, skipped checks)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import EntityCategory, UnitOfTime
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .entity import MilocoCameraEntity
+from .runtime import MilocoConfigEntry
+from .watcher import WatcherStats
+
+PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatcherSensorDescription(SensorEntityDescription):
+    """A diagnostic sensor reading one figure from the watcher's counters."""
+
+    value_fn: Callable[[WatcherStats], datetime | float | int | None]
+
+
+SENSORS: tuple[WatcherSensorDescription, ...] = (
+    WatcherSensorDescription(
+        key="last_analysis",
+        translation_key="last_analysis",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda stats: stats.last_analysis,
+    ),
+    WatcherSensorDescription(
+        key="model_latency",
+        translation_key="model_latency",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        suggested_display_precision=2,
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda stats: stats.last_latency_s,
+    ),
+    # Counters change every couple of seconds: useful when tuning, noise in the recorder otherwise.
+    WatcherSensorDescription(
+        key="skipped_by_gate",
+        translation_key="skipped_by_gate",
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=lambda stats: stats.skipped_by_gate,
+    ),
+    WatcherSensorDescription(
+        key="skipped_busy",
+        translation_key="skipped_busy",
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=lambda stats: stats.skipped_busy,
+    ),
+    WatcherSensorDescription(
+        key="image_tokens",
+        translation_key="image_tokens",
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=lambda stats: stats.last_image_tokens,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant, entry: MilocoConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+) -> None:
+    """Add the diagnostic sensors of every camera."""
+    for subentry_id, watcher in entry.runtime_data.watchers.items():
+        async_add_entities(
+            [WatcherSensor(watcher, description) for description in SENSORS], config_subentry_id=subentry_id
+        )
+
+
+class WatcherSensor(MilocoCameraEntity, SensorEntity):
+    """One diagnostic figure of a camera watcher."""
+
+    entity_description: WatcherSensorDescription
+
+    @property
+    def native_value(self) -> datetime | float | int | None:
+        """Return the figure."""
+        return self.entity_description.value_fn(self._watcher.stats)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Generator
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,7 @@ import pytest
 # custom_components package instead of the harness's own (see docs/development.md).
 from custom_components.miloco.const import DOMAIN
 
+from .llama_server import LlamaServer, free_port
 from .model_server import FakeModelServer
 
 assert DOMAIN == "miloco"
@@ -31,3 +33,12 @@ async def model_server(socket_enabled: None) -> AsyncGenerator[FakeModelServer]:
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture
+def llama_server(socket_enabled: None, tmp_path: Path) -> Generator[LlamaServer]:
+    """Run llama-cpp-python's OpenAI-compatible server with the tiny model on a free loopback port."""
+    server = LlamaServer(free_port(), tmp_path / "llama-server.log")
+    server.start()
+    yield server
+    server.stop()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -19,13 +19,24 @@ from custom_components.miloco.const import (
     DOMAIN,
 )
 
-from .model_server import FakeModelServer
+
+class Server(Protocol):
+    """A model server on loopback (the scripted one, or llama.cpp's own)."""
+
+    @property
+    def url(self) -> str:
+        """Return the server's root URL."""
 
 
 def remote_entry(
-    server: FakeModelServer, *, model: str = "mimo-vl-miloco-7b", api_key: str | None = None, **extra: Any
+    server: Server,
+    *,
+    model: str = "mimo-vl-miloco-7b",
+    api_key: str | None = None,
+    subentries: list[dict[str, Any]] | None = None,
+    **extra: Any,
 ) -> MockConfigEntry:
-    """Return a remote-backend entry pointing at the loopback server."""
+    """Return a remote-backend entry pointing at the loopback server, with optional subentries."""
     url = f"{server.url}/v1"
     data: dict[str, Any] = {
         CONF_BACKEND: BACKEND_REMOTE,
@@ -39,5 +50,9 @@ def remote_entry(
     if api_key is not None:
         data[CONF_API_KEY] = api_key
     return MockConfigEntry(
-        domain=DOMAIN, title=f"{model} on 127.0.0.1", unique_id=remote_unique_id(url, model), data=data
+        domain=DOMAIN,
+        title=f"{model} on 127.0.0.1",
+        unique_id=remote_unique_id(url, model),
+        data=data,
+        subentries_data=subentries or [],  # type: ignore[arg-type]
     )

@@ -3,107 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 import json
 import logging
 import time
-from typing import Any
 
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
-from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.miloco import health
-from custom_components.miloco.const import DOMAIN, EVENT_MILOCO, SUBENTRY_CAMERA
+from custom_components.miloco.const import DOMAIN
 
-from .helpers import remote_entry
 from .model_server import FakeModelServer, Reply, error
-from .scenes import SceneCamera, async_add_cameras, static_room, waving_hand
-
-# Fast timing for tests: 10 frames per second, 3-frame windows, a check every half second.
-FAST = {
-    "capture_mode": "snapshot",
-    "fps": 10,
-    "window_frames": 3,
-    "check_interval": 0.5,
-    "detail": "low",
-    "change_threshold": 0.5,
-    "heartbeat": 0,
-    "hold_time": 1,
-    "prompt_mode": "combined",
-}
-
-
-def answer(gestures: tuple[str, ...] = (), activities: tuple[str, ...] = (), person: bool = True) -> Reply:
-    """Return a combined perception reply."""
-    return Reply(
-        content=json.dumps(
-            {
-                "gestures": list(gestures),
-                "activities": list(activities),
-                "person_present": "yes" if person else "no",
-                "reason": "scripted",
-            }
-        )
-    )
-
-
-async def wait_for(condition: Callable[[], bool], within: float = 15.0) -> None:
-    """Wait (in real time: the watcher runs on real clocks) until the condition holds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
-async def watch(
-    hass: HomeAssistant, server: FakeModelServer, *cameras: SceneCamera, **overrides: Any
-) -> MockConfigEntry:
-    """Set up a backend entry that watches the cameras with fast timing."""
-    await async_add_cameras(hass, *cameras)
-    entry = remote_entry(server)
-    subentries = [
-        {
-            "subentry_type": SUBENTRY_CAMERA,
-            "title": camera.name,
-            "unique_id": None,
-            "data": {
-                "camera_entity_id": f"camera.{str(camera.name).lower().replace(' ', '_')}",
-                "gestures": ["thumbs_up", "wave"],
-                "activities": ["reading", "watch_tv"],
-                "presence": True,
-                **FAST,
-                **overrides,
-            },
-        }
-        for camera in cameras
-    ]
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=entry.title,
-        unique_id=entry.unique_id,
-        data=entry.data,
-        subentries_data=subentries,  # type: ignore[arg-type]
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry
-
-
-def capture_events(hass: HomeAssistant) -> list[dict[str, Any]]:
-    """Collect miloco_event bus events."""
-    events: list[dict[str, Any]] = []
-
-    @callback
-    def listener(event: Event) -> None:
-        events.append(dict(event.data))
-
-    hass.bus.async_listen(EVENT_MILOCO, listener)
-    return events
+from .perception_helpers import answer, capture_events, wait_for, watch
+from .scenes import SceneCamera, static_room, waving_hand
 
 
 async def test_a_held_gesture_fires_once_per_episode(

@@ -10,7 +10,10 @@ import time
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
+from homeassistant.setup import async_setup_component
 import pytest
+from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.miloco import health
 from custom_components.miloco.const import DOMAIN
@@ -217,3 +220,20 @@ async def test_unload_stops_every_task_and_request(
     await asyncio.sleep(1)
     assert len(model_server.chat_requests) == served
     assert not watcher.running
+
+
+async def test_diagnostics_show_each_camera(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, model_server: FakeModelServer
+) -> None:
+    assert await async_setup_component(hass, "diagnostics", {})
+    model_server.default_reply = answer(("wave",))
+    entry = await watch(hass, model_server, SceneCamera("Living room", waving_hand()))
+    await wait_for(lambda: len(model_server.chat_requests) >= 2)
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    (camera,) = diagnostics["cameras"].values()
+    assert camera["config"]["camera_entity_id"] == "camera.living_room"
+    assert camera["stats"]["checks"] >= 1
+    assert camera["available"] is True
+    assert diagnostics["limiter"]["limit"] == 2
+    # Frames are counted, never dumped.
+    assert "base64" not in json.dumps(diagnostics, default=str)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
@@ -24,5 +25,21 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: MilocoC
     entry_dict["data"] = data
     # An entry that failed to set up has no runtime data, and diagnostics matter most then.
     runtime = getattr(entry, "runtime_data", None)
-    backend = runtime.backend.diagnostics() if runtime is not None else None
-    return {"entry": async_redact_data(entry_dict, TO_REDACT), "backend": backend}
+    if runtime is None:
+        return {"entry": async_redact_data(entry_dict, TO_REDACT), "backend": None, "cameras": {}}
+    cameras = {
+        subentry_id: {
+            "available": watcher.available,
+            "running": watcher.running,
+            "config": asdict(watcher.config),
+            "stats": asdict(watcher.stats),
+            "buffered_frames": watcher.buffered_frames,
+        }
+        for subentry_id, watcher in runtime.watchers.items()
+    }
+    return {
+        "entry": async_redact_data(entry_dict, TO_REDACT),
+        "backend": runtime.backend.diagnostics(),
+        "limiter": {"limit": runtime.limiter.limit, "in_flight": runtime.limiter.in_flight},
+        "cameras": cameras,
+    }

@@ -24,6 +24,7 @@ MODEL_NAME = "tiny-qwen25vl.gguf"
 MMPROJ_NAME = "tiny-qwen25vl-mmproj.gguf"
 SUMS_NAME = "SHA256SUMS"
 SEED = 20251128
+TEST_MODEL_KEY = "miloco.test_model"
 
 # Text model: head_dim 16, so the M-RoPE sections must add up to 8 (same ratio as Qwen2.5-VL's 16/24/24/0).
 N_EMBD = 64
@@ -230,6 +231,8 @@ def write_text_model(path: Path) -> None:
     writer = GGUFWriter(path, "qwen2vl")
     writer.add_name("tiny-qwen25vl")
     writer.add_description("Random weights for tests; answers are meaningless.")
+    # Lets the integration label an entry that runs this model as a test model in the UI.
+    writer.add_bool(TEST_MODEL_KEY, True)
     writer.add_context_length(32768)
     writer.add_embedding_length(N_EMBD)
     writer.add_block_count(N_LAYER)
@@ -299,6 +302,7 @@ def write_mmproj(path: Path) -> None:
     writer = GGUFWriter(path, "clip")
     writer.add_name("tiny-qwen25vl-mmproj")
     writer.add_description("Random weights for tests; answers are meaningless.")
+    writer.add_bool(TEST_MODEL_KEY, True)
     writer.add_file_type(1)  # mostly F16 is what real mmproj files report; harmless here
     writer.add_clip_has_vision_encoder(True)
     writer.add_clip_projector_type("qwen2.5vl_merger")

@@ -68,7 +68,8 @@ def _interpreter(tmp_path: Path, body: str) -> str:
 async def test_tiny_pair_is_accepted_loaded_and_answers(hass: HomeAssistant, allowed: Path) -> None:
     result = await _submit(hass, _form(**{CONF_THREADS: 2}))
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "tiny-qwen25vl"
+    # The random-weight test model is labelled as such wherever the entry's title shows.
+    assert result["title"] == "tiny-qwen25vl (test model: random weights, meaningless answers)"
     assert result["data"] == {
         CONF_BACKEND: BACKEND_EMBEDDED,
         CONF_MODEL_PATH: str(MODEL),
@@ -110,6 +111,20 @@ async def test_bad_paths(hass: HomeAssistant, allowed: Path, make_form: Any, err
     result = await _submit(hass, make_form(allowed))
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
+
+
+async def test_development_defaults_offer_the_tiny_pair(
+    hass: HomeAssistant, allowed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MILOCO_DEFAULT_MODEL_PATH", str(MODEL))
+    monkeypatch.setenv("MILOCO_DEFAULT_MMPROJ_PATH", str(MMPROJ))
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": config_entries.SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"next_step_id": "embedded"})
+    suggested = {
+        str(key): (key.description or {}).get("suggested_value") for key in result["data_schema"].schema
+    }
+    assert suggested[CONF_MODEL_PATH] == str(MODEL)
+    assert suggested[CONF_MMPROJ_PATH] == str(MMPROJ)
 
 
 async def test_not_a_gguf_file(hass: HomeAssistant, allowed: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+import os
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -51,6 +52,8 @@ from .const import (
     DEFAULT_MAX_CONCURRENT,
     DEFAULT_TIMEOUT,
     DOMAIN,
+    ENV_DEFAULT_MMPROJ_PATH,
+    ENV_DEFAULT_MODEL_PATH,
     LLAMA_CPP_INSTALL_HINT,
     MAX_CONCURRENT_LIMIT,
     MAX_CONTEXT_SIZE,
@@ -59,6 +62,7 @@ from .const import (
     MIN_CONTEXT_SIZE,
     MIN_TIMEOUT,
     SUBENTRY_CAMERA,
+    TEST_MODEL_TITLE_SUFFIX,
 )
 from .engine.backends.errors import BackendError
 from .engine.backends.openai_compat import normalize_base_url
@@ -117,6 +121,15 @@ def _expand_paths(model: str, mmproj: str) -> tuple[str, str, str]:
     model_path = Path(model.strip()).expanduser()
     mmproj_path = Path(mmproj.strip()).expanduser()
     return str(model_path), str(mmproj_path), str(model_path.resolve())
+
+
+def _development_defaults() -> dict[str, str]:
+    """Return model paths that scripts/develop offers (the tiny test pair), or nothing outside development."""
+    defaults = {
+        CONF_MODEL_PATH: os.environ.get(ENV_DEFAULT_MODEL_PATH, ""),
+        CONF_MMPROJ_PATH: os.environ.get(ENV_DEFAULT_MMPROJ_PATH, ""),
+    }
+    return {key: value for key, value in defaults.items() if value}
 
 
 def _as_int(value: Any) -> int:
@@ -237,15 +250,19 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
             }
             if user_input.get(CONF_THREADS):
                 data[CONF_THREADS] = _as_int(user_input[CONF_THREADS])
-            errors = await async_check_embedded(self.hass, data)
+            check = await async_check_embedded(self.hass, data)
+            errors = check.errors
             if not errors:
                 if (abort := await self._async_claim_unique_id(unique_id)) is not None:
                     return abort
-                return self._async_finish(PurePath(model_path).stem, unique_id, data)
+                title = PurePath(model_path).stem
+                if check.test_model:
+                    title += TEST_MODEL_TITLE_SUFFIX
+                return self._async_finish(title, unique_id, data)
         return self.async_show_form(
             step_id="embedded",
             data_schema=self.add_suggested_values_to_schema(
-                EMBEDDED_SCHEMA, user_input or self._current_data()
+                EMBEDDED_SCHEMA, user_input or self._current_data() or _development_defaults()
             ),
             errors=errors,
             description_placeholders={"install": LLAMA_CPP_INSTALL_HINT},

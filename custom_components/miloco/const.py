@@ -40,6 +40,14 @@ MAX_CONTEXT_SIZE: Final = 131072
 MAX_THREADS: Final = 64
 MAX_CONCURRENT_LIMIT: Final = 16
 
+# GGUF metadata key that marks scripts/make_tiny_vlm.py's random-weight test model.
+TEST_MODEL_KEY: Final = "miloco.test_model"
+TEST_MODEL_TITLE_SUFFIX: Final = " (test model: random weights, meaningless answers)"
+
+# scripts/develop offers the tiny test pair as the embedded default through these variables.
+ENV_DEFAULT_MODEL_PATH: Final = "MILOCO_DEFAULT_MODEL_PATH"
+ENV_DEFAULT_MMPROJ_PATH: Final = "MILOCO_DEFAULT_MMPROJ_PATH"
+
 # The documented install route for the optional embedded runtime (no PyPI wheels exist).
 LLAMA_CPP_INSTALL_HINT: Final = "pip install llama-cpp-python==0.3.36"
 
@@ -88,3 +96,25 @@ BACKEND_ISSUE_AFTER_S: Final = 300.0
 SNAPSHOT_TIMEOUT: Final = 10
 
 EVENT_MILOCO: Final = "miloco_event"
+
+# Rule subentries: a natural-language condition on one or more cameras, and what happens when it holds.
+SUBENTRY_RULE: Final = "rule"
+CONF_RULE_NAME: Final = "name"
+CONF_PRESET: Final = "preset"
+PRESET_CUSTOM: Final = "custom"
+CONF_CONDITION: Final = "condition"
+CONF_CAMERAS: Final = "cameras"
+CONF_MODE: Final = "mode"
+MODE_EVENT: Final = "event"
+MODE_STATE: Final = "state"
+CONF_COOLDOWN: Final = "cooldown"
+CONF_ON_CHECKS: Final = "on_checks"
+CONF_OFF_DELAY: Final = "off_delay"
+CONF_HA_CONDITION: Final = "ha_condition"
+CONF_ACTION: Final = "action"
+CONF_ENABLED: Final = "enabled"
+# Miloco fires a rule at most once per 10 s.
+DEFAULT_COOLDOWN: Final = 10
+DEFAULT_ON_CHECKS: Final = 2
+DEFAULT_OFF_DELAY: Final = 10
+MAX_ON_CHECKS: Final = 20

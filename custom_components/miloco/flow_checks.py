@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from homeassistant.core import HomeAssistant
 
 from .backend import create_remote_backend
-from .const import CONF_MMPROJ_PATH, CONF_MODEL_PATH, LOGGER
+from .const import CONF_MMPROJ_PATH, CONF_MODEL_PATH, LOGGER, TEST_MODEL_KEY
 from .engine.backends.errors import BackendError, RuntimeMissing
 from .engine.backends.llama_cpp import async_probe_runtime
 from .engine.gguf import (
@@ -69,8 +70,16 @@ def _inspect(path: Path) -> tuple[GgufInfo | None, str | None]:
         return None, "file_unreadable"
 
 
-def check_model_files(model: Path, mmproj: Path) -> dict[str, str]:
-    """Return per-field error keys for the model pair, reading only the file headers (blocking).
+@dataclass(frozen=True, slots=True)
+class ModelFilesCheck:
+    """What the headers of a model pair say: per-field error keys, and whether it is our test model."""
+
+    errors: dict[str, str]
+    test_model: bool = False
+
+
+def check_model_files(model: Path, mmproj: Path) -> ModelFilesCheck:
+    """Check the model pair by reading only the file headers (blocking).
 
     Runs before every load, not only in the flow: files change, and llama.cpp crashes the whole process
     on some malformed projectors instead of failing.
@@ -96,11 +105,12 @@ def check_model_files(model: Path, mmproj: Path) -> dict[str, str]:
             errors[CONF_MMPROJ_PATH] = "not_mmproj"
         except ProjectorMismatch:
             errors[CONF_MMPROJ_PATH] = "pair_mismatch"
-    return errors
+    test_model = model_info is not None and model_info.metadata.get(TEST_MODEL_KEY) is True
+    return ModelFilesCheck(errors, test_model)
 
 
-async def async_check_embedded(hass: HomeAssistant, data: Mapping[str, Any]) -> dict[str, str]:
-    """Check paths, file headers and the llama-cpp-python runtime; return per-field error keys."""
+async def async_check_embedded(hass: HomeAssistant, data: Mapping[str, Any]) -> ModelFilesCheck:
+    """Check paths, file headers and the llama-cpp-python runtime."""
     paths = {CONF_MODEL_PATH: Path(data[CONF_MODEL_PATH]), CONF_MMPROJ_PATH: Path(data[CONF_MMPROJ_PATH])}
     errors = {
         field: "path_not_allowed"
@@ -108,15 +118,15 @@ async def async_check_embedded(hass: HomeAssistant, data: Mapping[str, Any]) -> 
         if not path.is_absolute() or not hass.config.is_allowed_path(str(path))
     }
     if errors:
-        return errors
-    errors = await hass.async_add_executor_job(
+        return ModelFilesCheck(errors)
+    check = await hass.async_add_executor_job(
         check_model_files, paths[CONF_MODEL_PATH], paths[CONF_MMPROJ_PATH]
     )
-    if errors:
-        return errors
+    if check.errors:
+        return check
     try:
         # In a child process: a wheel built for another CPU dies of SIGILL there, not in HA.
         await async_probe_runtime()
     except RuntimeMissing as err:
-        return {"base": err.reason}
-    return {}
+        return ModelFilesCheck({"base": err.reason})
+    return check

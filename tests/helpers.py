@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.miloco.config_flow import remote_unique_id
@@ -18,6 +20,7 @@ from custom_components.miloco.const import (
     CONF_VERIFY_SSL,
     DOMAIN,
 )
+from custom_components.miloco.devices import async_device_id
 
 
 class Server(Protocol):
@@ -56,3 +59,9 @@ def remote_entry(
         data=data,
         subentries_data=subentries or [],  # type: ignore[arg-type]
     )
+
+
+def find_device(hass: HomeAssistant, entry: MockConfigEntry, subentry_id: str) -> dr.DeviceEntry | None:
+    """Return the device of a subentry (by listing the entry's devices: works on every HA line)."""
+    device_id = async_device_id(hass, entry.entry_id, subentry_id)
+    return dr.async_get(hass).async_get(device_id) if device_id else None

@@ -7,13 +7,13 @@ from typing import Any
 from homeassistant.config_entries import ConfigEntryState, ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.miloco.const import DOMAIN, SUBENTRY_CAMERA
+from custom_components.miloco.const import SUBENTRY_CAMERA
 
-from .helpers import remote_entry
+from .helpers import find_device, remote_entry
 from .model_server import FakeModelServer
 from .scenes import SceneCamera, async_add_cameras, static_room
 
@@ -83,7 +83,7 @@ async def test_add_camera_creates_its_device_and_entities(
     (subentry,) = (sub for sub in entry.subentries.values() if sub.subentry_type == SUBENTRY_CAMERA)
     assert subentry.data["fps"] == 2
     assert subentry.data["camera_entity_id"] == "camera.living_room"
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, subentry.subentry_id)})
+    device = find_device(hass, entry, subentry.subentry_id)
     assert device is not None
     assert device.name == "Living room"
     entities = er.async_entries_for_device(er.async_get(hass), device.id, include_disabled_entities=True)
@@ -167,6 +167,6 @@ async def test_removing_a_camera_removes_its_device(hass: HomeAssistant, entry: 
     subentry_id = next(iter(entry.subentries))
     assert hass.config_entries.async_remove_subentry(entry, subentry_id)
     await hass.async_block_till_done()
-    assert dr.async_get(hass).async_get_device(identifiers={(DOMAIN, subentry_id)}) is None
+    assert find_device(hass, entry, subentry_id) is None
     assert hass.states.get("event.living_room_gesture") is None
     assert entry.runtime_data.watchers == {}

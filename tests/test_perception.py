@@ -9,7 +9,7 @@ import time
 
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
@@ -18,6 +18,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.miloco import health
 from custom_components.miloco.const import DOMAIN
 
+from .helpers import find_device
 from .model_server import FakeModelServer, Reply, error
 from .perception_helpers import answer, capture_events, wait_for, watch
 from .scenes import SceneCamera, static_room, waving_hand
@@ -41,7 +42,7 @@ async def test_a_held_gesture_fires_once_per_episode(
     gestures = [event["gesture"] for event in events if event["type"] == "gesture"]
     # Three checks saw the same thumbs-up: one event. It went away and came back: a second one.
     assert gestures == ["thumbs_up", "wave", "thumbs_up"]
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, next(iter(entry.subentries)))})
+    device = find_device(hass, entry, next(iter(entry.subentries)))
     assert device is not None
     assert {event["device_id"] for event in events} == {device.id}
     assert {event["camera_entity_id"] for event in events} == {"camera.living_room"}

@@ -60,6 +60,7 @@ from .const import (
 )
 from .engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS
 from .engine.labels import ACTIVITIES, GESTURES
+from .engine.stream import pyav_available
 
 SECTION_CAPTURE = "capture"
 _CAPTURE_KEYS = (
@@ -195,6 +196,13 @@ class CameraSubentryFlow(ConfigSubentryFlow):
         if user_input is not None:
             data = _flatten(user_input)
             errors = self._camera_errors(data) or _range_errors(data)
+            # The first import of PyAV takes a moment: in the executor, not on the event loop.
+            if (
+                not errors
+                and data[CONF_CAPTURE_MODE] == CAPTURE_STREAM
+                and not await self.hass.async_add_executor_job(pyav_available)
+            ):
+                errors = {SECTION_CAPTURE: "stream_unavailable"}
             if not errors:
                 title = self._camera_title(data[CONF_CAMERA])
                 if reconfiguring:

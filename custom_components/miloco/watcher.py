@@ -5,35 +5,29 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 import time
 from typing import Any
 
-from homeassistant.components import camera
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import STATE_ON
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 
 from .camera_config import CameraConfig
-from .const import (
-    DOMAIN,
-    EVENT_MILOCO,
-    FAILURES_BEFORE_UNAVAILABLE,
-    LOGGER,
-    PROMPT_PER_CONDITION,
-    SNAPSHOT_TIMEOUT,
-)
+from .capture import CaptureError, create_source
+from .const import EVENT_MILOCO, FAILURES_BEFORE_UNAVAILABLE, LOGGER, PROMPT_PER_CONDITION
+from .devices import async_device_id
 from .engine.backends.base import VisionBackend, VisionRequest
 from .engine.backends.errors import BackendError, BadReply
 from .engine.frames import FrameDecodeError, prepare_window
 from .engine.gate import ChangeGate, GateDecision, Thumb, thumbnail
 from .engine.parse import ReplyParseError, parse_reply
 from .engine.prompt import (
+    CheckSpec,
     Observation,
+    RuleSpec,
     build_combined_request,
     build_condition_requests,
     interpret_combined,
@@ -45,6 +39,8 @@ from .engine.window import Frame, FrameWindow
 from .health import BackendHealth
 
 type GestureListener = Callable[[str], None]
+type CheckListener = Callable[[Observation, float], None]
+type RuleProvider = Callable[[], tuple[RuleSpec, ...]]
 PRESENCE_KEY = "person"
 
 
@@ -87,10 +83,12 @@ class CameraWatcher:
         self._backend = backend
         self._limiter = limiter
         self._health = health
-        self._spec = config.check_spec()
+        self._base_spec = config.check_spec()
+        self._rule_provider: RuleProvider = tuple
         # Enough room for the window plus a little slack; the buffer never grows past it.
         self._window = FrameWindow(capacity=config.window_frames * 2 + 2)
         self._gate = ChangeGate(config.change_threshold)
+        self._source = create_source(hass, config)
         self._decision: GateDecision | None = None
         self._episodes = {
             key: EpisodeTracker(max_gap_s=max(config.window_s, config.check_interval_s * 2))
@@ -101,6 +99,7 @@ class CameraWatcher:
             self._holds[PRESENCE_KEY] = HoldState(config.hold_s)
         self._listeners: list[CALLBACK_TYPE] = []
         self._gesture_listeners: list[GestureListener] = []
+        self._check_listeners: list[CheckListener] = []
         self._loop_task: asyncio.Task[None] | None = None
         self._check_task: asyncio.Task[None] | None = None
         self._next_check = 0.0
@@ -144,6 +143,24 @@ class CameraWatcher:
         return lambda: self._gesture_listeners.remove(listener)
 
     @callback
+    def async_add_check_listener(self, listener: CheckListener) -> CALLBACK_TYPE:
+        """Call `listener(observation, now)` after every check that ran (rules judge their verdicts there)."""
+        self._check_listeners.append(listener)
+        return lambda: self._check_listeners.remove(listener)
+
+    @callback
+    def set_rule_provider(self, provider: RuleProvider) -> None:
+        """Ask, at every check, which enabled rules this camera judges (a switch changes them at once)."""
+        self._rule_provider = provider
+
+    def recent_frames(self) -> list[Frame]:
+        """Return the frames the next check would use, oldest first (empty before the first frame)."""
+        newest = self._window.newest
+        if newest is None:
+            return []
+        return self._window.select(self.config.window_frames, self.config.window_s, newest.timestamp)
+
+    @callback
     def async_start(self) -> None:
         """Start the capture loop as a task the entry owns (it ends when the entry unloads)."""
         self._loop_task = self.entry.async_create_background_task(
@@ -162,6 +179,15 @@ class CameraWatcher:
         self._limiter.forget(self.subentry_id)
 
     async def _async_run(self) -> None:
+        """Start the frame source, run the capture loop, and release the source however the loop ends."""
+        try:
+            await self._source.async_start()
+            await self._async_loop()
+        finally:
+            # Also when Home Assistant stops and cancels this task without unloading the entry.
+            await self._source.async_stop()
+
+    async def _async_loop(self) -> None:
         """Capture at the configured rate; start a check whenever one is due and worth it."""
         period = 1.0 / self.config.fps
         next_frame = time.monotonic()
@@ -178,17 +204,22 @@ class CameraWatcher:
             await asyncio.sleep(delay)
 
     async def _async_capture(self) -> None:
-        """Take one frame into the window and let the gate look at it."""
+        """Take the source's next frame into the window and let the gate look at it."""
+        # A gate decision belongs to its frame: with no new frame (a failure, or a stream between two
+        # frames) no check starts on frames that were already judged.
+        self._decision = None
         try:
-            image = await camera.async_get_image(
-                self.hass, self.config.camera_entity_id, timeout=SNAPSHOT_TIMEOUT
-            )
-            thumb: Thumb = await self.hass.async_add_executor_job(thumbnail, image.content)
-        except (HomeAssistantError, FrameDecodeError, OSError) as err:
+            captured = await self._source.async_next()
+            if captured is None:
+                # A stream with no new frame since the last one: nothing to add, and nothing failed.
+                return
+            taken_at, jpeg = captured
+            thumb: Thumb = await self.hass.async_add_executor_job(thumbnail, jpeg)
+        except (CaptureError, FrameDecodeError, OSError) as err:
             self._camera_failed(err)
             return
         now = time.monotonic()
-        self._window.add(Frame(now, image.content, thumb))
+        self._window.add(Frame(taken_at, jpeg, thumb))
         if self.config.motion_entity_id and self.hass.states.is_state(self.config.motion_entity_id, STATE_ON):
             self._gate.force()
         self._decision = self._gate.observe(thumb, now)
@@ -197,7 +228,8 @@ class CameraWatcher:
     @callback
     def _maybe_start_check(self, now: float) -> None:
         """Run a check when one is due, the scene changed (or the heartbeat is due) and a slot is free."""
-        if now < self._next_check or self._decision is None or not self._window.newest:
+        newest = self._window.newest
+        if now < self._next_check or self._decision is None or newest is None:
             return
         if self._check_task is not None:
             self._count_busy()
@@ -210,6 +242,11 @@ class CameraWatcher:
             self._next_check = now + self.config.check_interval_s
             self._scene_unchanged(now)
             return
+        spec = replace(self._base_spec, rules=self._rule_provider())
+        if spec.is_empty:
+            # Only rules asked for this camera, and all of them are switched off.
+            self._next_check = now + self.config.check_interval_s
+            return
         if not self._limiter.try_acquire(self.subentry_id, now):
             # Skipped, not queued: the next frame tries again with newer frames.
             self._count_busy()
@@ -217,9 +254,10 @@ class CameraWatcher:
         self._busy_counted = False
         self._next_check = now + self.config.check_interval_s
         self._last_check_at = now
-        frames = self._window.select(self.config.window_frames, self.config.window_s, now)
+        # The window ends at the newest frame, which a stream decoded a little before now.
+        frames = self._window.select(self.config.window_frames, self.config.window_s, newest.timestamp)
         self._check_task = self.entry.async_create_background_task(
-            self.hass, self._async_check(frames), f"miloco check {self.config.camera_entity_id}"
+            self.hass, self._async_check(spec, frames), f"miloco check {self.config.camera_entity_id}"
         )
 
     def _count_busy(self) -> None:
@@ -229,10 +267,10 @@ class CameraWatcher:
             self.stats.skipped_busy += 1
             self._notify()
 
-    async def _async_check(self, frames: list[Frame]) -> None:
+    async def _async_check(self, spec: CheckSpec, frames: list[Frame]) -> None:
         """Ask the model about the frames and apply its answer."""
         try:
-            observation, latency, tokens = await self._async_ask(frames)
+            observation, latency, tokens = await self._async_ask(spec, frames)
         except (BackendError, ReplyParseError, FrameDecodeError) as err:
             self._model_failed(err if isinstance(err, BackendError) else BadReply(str(err)))
             return
@@ -249,7 +287,7 @@ class CameraWatcher:
         self._model_ok()
         self._apply(observation, time.monotonic())
 
-    async def _async_ask(self, frames: list[Frame]) -> tuple[Observation, float, int]:
+    async def _async_ask(self, spec: CheckSpec, frames: list[Frame]) -> tuple[Observation, float, int]:
         """Return what the model saw in the frames, the model time and the image tokens sent."""
         prepared = await self.hass.async_add_executor_job(
             prepare_window, [frame.jpeg for frame in frames], self.config.token_budget
@@ -259,15 +297,15 @@ class CameraWatcher:
         if self.config.prompt_mode == PROMPT_PER_CONDITION:
             answers: dict[str, dict[str, Any]] = {}
             latency = 0.0
-            for key, request in build_condition_requests(self._spec, jpegs):
+            for key, request in build_condition_requests(spec, jpegs):
                 reply = await self._backend.async_complete(request)
                 latency += reply.latency_s
                 answers[key] = await self._async_parse(reply.text, request)
-            return interpret_conditions(answers, self._spec), latency, tokens * len(answers)
-        request = build_combined_request(self._spec, jpegs)
+            return interpret_conditions(answers, spec), latency, tokens * len(answers)
+        request = build_combined_request(spec, jpegs)
         reply = await self._backend.async_complete(request)
         answer = await self._async_parse(reply.text, request)
-        return interpret_combined(answer, self._spec), reply.latency_s, tokens
+        return interpret_combined(answer, spec), reply.latency_s, tokens
 
     async def _async_parse(self, text: str, request: VisionRequest) -> dict[str, Any]:
         """Parse a reply against the request's schema, off the event loop (replies can be 64 KiB)."""
@@ -290,6 +328,8 @@ class CameraWatcher:
             else:
                 transition = hold.update(key in observation.activities, now)
             self._publish_transition(key, transition)
+        for listener in list(self._check_listeners):
+            listener(observation, now)
         self._notify()
 
     @callback
@@ -329,11 +369,10 @@ class CameraWatcher:
     @callback
     def _fire_bus_event(self, event_type: str, **data: str) -> None:
         """Fire a miloco_event for YAML automations, naming the device and the camera."""
-        device = dr.async_get(self.hass).async_get_device(identifiers={(DOMAIN, self.subentry_id)})
         self.hass.bus.async_fire(
             EVENT_MILOCO,
             {
-                "device_id": device.id if device else None,
+                "device_id": async_device_id(self.hass, self.entry.entry_id, self.subentry_id),
                 "type": event_type,
                 "camera_entity_id": self.config.camera_entity_id,
                 **data,

@@ -1,0 +1,98 @@
+"""Real video for stream tests: an H.264 clip made with PyAV, and ffmpeg serving it as a live HTTP stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import shutil
+import socket
+import subprocess
+import time
+
+import av
+from PIL import Image, ImageDraw
+import pytest
+
+CLIP_SIZE = (320, 180)
+CLIP_FPS = 32
+
+
+def make_clip(path: Path, frames: int = 64) -> Path:
+    """Write an MPEG-TS H.264 clip of a red square crossing a wall (2 s at 32 fps for 64 frames)."""
+    with av.open(str(path), "w", format="mpegts") as output:
+        stream = output.add_stream("libx264", rate=CLIP_FPS)
+        stream.width, stream.height = CLIP_SIZE
+        stream.pix_fmt = "yuv420p"
+        # A keyframe every half second: a client joining the live stream has a picture soon.
+        stream.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(CLIP_FPS // 2)}
+        for index in range(frames):
+            image = Image.new("RGB", CLIP_SIZE, (200, 190, 170))
+            x = 10 + index * 4
+            ImageDraw.Draw(image).rectangle((x, 60, x + 40, 100), fill=(200, 30, 30))
+            output.mux(stream.encode(av.VideoFrame.from_image(image)))
+        output.mux(stream.encode())
+    return path
+
+
+def free_port() -> int:
+    """Return a loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ffmpeg_binary() -> str:
+    """Return Debian's ffmpeg, or fail: the project's scripts install it, so its absence is a broken setup."""
+    binary = shutil.which("ffmpeg")
+    if binary is None:
+        pytest.fail("ffmpeg is not installed: run scripts/test, which installs it")
+    return binary
+
+
+def _listening(port: int) -> bool:
+    """Return True when something listens on 127.0.0.1:port (read from the kernel: connecting would
+    take ffmpeg's one client slot)."""
+    wanted = f"0100007F:{port:04X}"
+    lines = Path("/proc/net/tcp").read_text(encoding="ascii").splitlines()[1:]
+    return any(line.split()[1] == wanted and line.split()[3] == "0A" for line in lines)
+
+
+class LiveStream:
+    """ffmpeg playing a clip in a loop, in real time, as an HTTP MPEG-TS stream for one client."""
+
+    def __init__(self, clip: Path, port: int | None = None) -> None:
+        """Serve `clip` on a free loopback port (or the one given)."""
+        self.clip = clip
+        self.port = port or free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Return the stream's URL."""
+        return f"http://127.0.0.1:{self.port}/live.ts"
+
+    def start(self) -> None:
+        """Start ffmpeg and wait until it listens."""
+        self._process = subprocess.Popen(
+            [
+                ffmpeg_binary(),
+                *("-hide_banner", "-loglevel", "error", "-nostdin"),
+                *("-re", "-stream_loop", "-1", "-i", str(self.clip)),
+                *("-c", "copy", "-f", "mpegts", "-listen", "1", self.url),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 5
+        while not _listening(self.port):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("ffmpeg did not start listening")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        """Kill ffmpeg (a camera that drops off the network) and reap it."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None

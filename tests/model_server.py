@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 import json
 from typing import Any
@@ -63,6 +64,8 @@ class FakeModelServer:
         self.api_key: str | None = None
         self.default_reply = Reply()
         self.replies: deque[Reply] = deque()
+        # When set, answers every chat request not scripted in `replies`, from the request body.
+        self.responder: Callable[[dict[str, Any]], Reply] | None = None
         self.requests: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
         self.reject_images = False
@@ -140,7 +143,12 @@ class FakeModelServer:
         self.requests.append(body)
         if not self._authorised(request):
             return _error_response(401, f"Incorrect API key provided: {request.headers.get('Authorization')}")
-        reply = self.replies.popleft() if self.replies else self.default_reply
+        if self.replies:
+            reply = self.replies.popleft()
+        elif self.responder is not None:
+            reply = self.responder(body)
+        else:
+            reply = self.default_reply
         if reply.hang:
             await self._release.wait()
             return _error_response(503, "shutting down")

@@ -31,18 +31,25 @@ FAST: dict[str, Any] = {
 }
 
 
-def answer(gestures: tuple[str, ...] = (), activities: tuple[str, ...] = (), person: bool = True) -> Reply:
-    """Return a combined perception reply."""
-    return Reply(
-        content=json.dumps(
-            {
-                "gestures": list(gestures),
-                "activities": list(activities),
-                "person_present": "yes" if person else "no",
-                "reason": "scripted",
-            }
-        )
-    )
+def answer(
+    gestures: tuple[str, ...] = (),
+    activities: tuple[str, ...] = (),
+    person: bool = True,
+    rules: dict[str, bool] | None = None,
+    reason: str = "scripted",
+    **extra: Any,
+) -> Reply:
+    """Return a combined perception reply; rules are keyed r1, r2, … as the model sees them."""
+    body: dict[str, Any] = {
+        "gestures": list(gestures),
+        "activities": list(activities),
+        "person_present": "yes" if person else "no",
+        "reason": reason,
+        **extra,
+    }
+    if rules is not None:
+        body["rules"] = {alias: "yes" if holds else "no" for alias, holds in rules.items()}
+    return Reply(content=json.dumps(body))
 
 
 async def wait_for(condition: Callable[[], bool], within: float = 15.0) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
@@ -12,7 +11,6 @@ from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
 from .backend import create_backend
-from .camera_config import CameraConfig
 from .const import (
     BACKEND_EMBEDDED,
     CONF_BACKEND,
@@ -21,17 +19,13 @@ from .const import (
     DOMAIN,
     LLAMA_CPP_INSTALL_HINT,
     LOGGER,
-    SUBENTRY_CAMERA,
 )
 from .engine.backends.errors import BackendError, InvalidAuth, ModelLoadError, RuntimeMissing
 from .engine.backends.llama_cpp import async_probe_runtime
 from .engine.gguf import GgufError, check_model_pair
-from .engine.scheduling import FairLimiter
-from .health import BackendHealth
-from .runtime import MilocoConfigEntry, MilocoRuntime
-from .watcher import CameraWatcher
+from .runtime import MilocoConfigEntry, async_create_runtime, settings_snapshot
 
-PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR, Platform.SWITCH]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -62,25 +56,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> bo
             translation_placeholders={"reason": err.reason},
         ) from err
     ir.async_delete_issue(hass, DOMAIN, _issue_id(entry))
-    runtime = MilocoRuntime(
-        backend=backend,
-        limiter=FairLimiter(backend.max_concurrency),
-        health=BackendHealth(hass, entry.entry_id, entry.title),
-        data=dict(entry.data),
-        subentries=_subentry_snapshot(entry),
-    )
-    for subentry_id, subentry in entry.subentries.items():
-        if subentry.subentry_type == SUBENTRY_CAMERA:
-            runtime.watchers[subentry_id] = CameraWatcher(
-                hass,
-                entry,
-                subentry_id,
-                subentry.title,
-                CameraConfig.from_data(subentry.data),
-                backend=backend,
-                limiter=runtime.limiter,
-                health=runtime.health,
-            )
+    runtime = await async_create_runtime(hass, entry, backend)
     entry.runtime_data = runtime
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # Entities exist before the first frame, so no early detection is lost.
@@ -104,19 +80,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> b
 async def _async_entry_updated(hass: HomeAssistant, entry: MilocoConfigEntry) -> None:
     """Reload when the backend settings or the cameras changed (a rename alone needs nothing)."""
     runtime = entry.runtime_data
-    if dict(entry.data) != runtime.data or _subentry_snapshot(entry) != runtime.subentries:
+    if dict(entry.data) != runtime.data or settings_snapshot(entry) != runtime.subentries:
         hass.config_entries.async_schedule_reload(entry.entry_id)
-
-
-def _subentry_snapshot(entry: MilocoConfigEntry) -> dict[str, Any]:
-    """Return the subentries' types and data, to tell a real change from a rename."""
-    return {sid: (sub.subentry_type, dict(sub.data)) for sid, sub in entry.subentries.items()}
-
-
-async def async_remove_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> None:
-    """Drop the entry's repair issues along with the entry."""
-    ir.async_delete_issue(hass, DOMAIN, _issue_id(entry))
-    ir.async_delete_issue(hass, DOMAIN, f"backend_failing_{entry.entry_id}")
 
 
 async def _async_check_embedded(hass: HomeAssistant, entry: MilocoConfigEntry) -> None:

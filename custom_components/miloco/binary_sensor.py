@@ -1,4 +1,4 @@
-"""Binary sensor platform: one sensor per enabled activity, and person presence, per camera."""
+"""Binary sensor platform: activities and presence per camera, and whether each rule holds."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from homeassistant.components.binary_sensor import (
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .entity import MilocoCameraEntity
+from .entity import MilocoCameraEntity, MilocoRuleEntity
 from .runtime import MilocoConfigEntry
 from .watcher import PRESENCE_KEY
 
 PARALLEL_UPDATES = 0
 
+RULE_DESCRIPTION = BinarySensorEntityDescription(key="holds", translation_key="rule_holds")
 PRESENCE_DESCRIPTION = BinarySensorEntityDescription(
     key=PRESENCE_KEY, translation_key=PRESENCE_KEY, device_class=BinarySensorDeviceClass.OCCUPANCY
 )
@@ -36,6 +37,8 @@ async def async_setup_entry(
             [StateBinarySensor(watcher, description) for description in descriptions],
             config_subentry_id=subentry_id,
         )
+    for subentry_id, rule in entry.runtime_data.rules.items():
+        async_add_entities([RuleBinarySensor(rule, RULE_DESCRIPTION)], config_subentry_id=subentry_id)
 
 
 class StateBinarySensor(MilocoCameraEntity, BinarySensorEntity):
@@ -45,3 +48,12 @@ class StateBinarySensor(MilocoCameraEntity, BinarySensorEntity):
     def is_on(self) -> bool:
         """Return whether the state is going on."""
         return self._watcher.is_on(self.entity_description.key)
+
+
+class RuleBinarySensor(MilocoRuleEntity, BinarySensorEntity):
+    """On while the rule's condition holds on any of its cameras (debounced in state mode)."""
+
+    @property
+    def is_on(self) -> bool:
+        """Return whether the condition holds."""
+        return self._rule.is_on

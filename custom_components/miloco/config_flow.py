@@ -62,11 +62,13 @@ from .const import (
     MIN_CONTEXT_SIZE,
     MIN_TIMEOUT,
     SUBENTRY_CAMERA,
+    SUBENTRY_RULE,
     TEST_MODEL_TITLE_SUFFIX,
 )
 from .engine.backends.errors import BackendError
 from .engine.backends.openai_compat import normalize_base_url
 from .flow_checks import async_check_embedded, async_list_remote_models, async_probe_remote
+from .rule_flow import RuleSubentryFlow
 
 
 def _number(minimum: int, maximum: int, unit: str | None = None) -> NumberSelector:
@@ -153,8 +155,8 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Return the subentries a backend entry holds: the cameras it watches."""
-        return {SUBENTRY_CAMERA: CameraSubentryFlow}
+        """Return the subentries a backend entry holds: the cameras it watches and the rules it judges."""
+        return {SUBENTRY_CAMERA: CameraSubentryFlow, SUBENTRY_RULE: RuleSubentryFlow}
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask which kind of backend to connect."""

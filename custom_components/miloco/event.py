@@ -1,4 +1,4 @@
-"""Event platform: one Gesture event entity per camera, fired once per gesture episode."""
+"""Event platform: a Gesture entity per camera (once per gesture episode), a Triggered entity per rule."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .entity import MilocoCameraEntity
+from .entity import MilocoCameraEntity, MilocoRuleEntity
+from .rule_runner import RuleRunner
 from .runtime import MilocoConfigEntry
 from .watcher import CameraWatcher
 
@@ -20,6 +21,8 @@ async def async_setup_entry(
     for subentry_id, watcher in entry.runtime_data.watchers.items():
         if watcher.config.gestures:
             async_add_entities([GestureEventEntity(watcher)], config_subentry_id=subentry_id)
+    for subentry_id, rule in entry.runtime_data.rules.items():
+        async_add_entities([RuleTriggeredEventEntity(rule)], config_subentry_id=subentry_id)
 
 
 class GestureEventEntity(MilocoCameraEntity, EventEntity):
@@ -43,4 +46,28 @@ class GestureEventEntity(MilocoCameraEntity, EventEntity):
     def _handle_gesture(self, gesture: str) -> None:
         """Record one gesture episode."""
         self._trigger_event(gesture, {"camera_entity_id": self._watcher.config.camera_entity_id})
+        self.async_write_ha_state()
+
+
+class RuleTriggeredEventEntity(MilocoRuleEntity, EventEntity):
+    """Fires each time the rule triggers, with the camera and the model's short reason."""
+
+    def __init__(self, rule: RuleRunner) -> None:
+        """Offer one event type: triggered."""
+        super().__init__(
+            rule,
+            EventEntityDescription(
+                key="triggered", translation_key="rule_triggered", event_types=["triggered"]
+            ),
+        )
+
+    async def async_added_to_hass(self) -> None:
+        """Listen for triggers as well as state changes."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self._rule.async_add_trigger_listener(self._handle_trigger))
+
+    @callback
+    def _handle_trigger(self, camera_entity_id: str, reason: str | None) -> None:
+        """Record one trigger."""
+        self._trigger_event("triggered", {"camera_entity_id": camera_entity_id, "reason": reason})
         self.async_write_ha_state()

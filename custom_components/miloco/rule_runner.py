@@ -1,0 +1,236 @@
+"""One natural-language rule at run time: its cameras' verdicts in, state, events and its action out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import condition as ha_condition, config_validation as cv, script
+from homeassistant.helpers.script import SCRIPT_MODE_PARALLEL, Script
+from homeassistant.util import dt as dt_util
+import voluptuous as vol
+
+from .const import (
+    CONF_ACTION,
+    CONF_CAMERAS,
+    CONF_CONDITION,
+    CONF_COOLDOWN,
+    CONF_ENABLED,
+    CONF_HA_CONDITION,
+    CONF_MODE,
+    CONF_OFF_DELAY,
+    CONF_ON_CHECKS,
+    DEFAULT_COOLDOWN,
+    DEFAULT_OFF_DELAY,
+    DEFAULT_ON_CHECKS,
+    DOMAIN,
+    EVENT_MILOCO,
+    LOGGER,
+    MODE_EVENT,
+)
+from .devices import async_device_id
+from .engine.prompt import RuleSpec
+from .engine.rules import Debounce, EdgeTrigger, Transition
+
+type TriggerListener = Callable[[str, str | None], None]
+type ConditionCheck = Callable[[Mapping[str, Any] | None], bool]
+
+
+async def async_validate_action(hass: HomeAssistant, action: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the action sequence validated as an automation's would be; raise vol.Invalid or HA errors."""
+    validated: list[dict[str, Any]] = await script.async_validate_actions_config(
+        hass, cv.SCRIPT_SCHEMA(action)
+    )
+    return validated
+
+
+async def async_compile_condition(hass: HomeAssistant, conditions: list[dict[str, Any]]) -> ConditionCheck:
+    """Return a checker that ANDs the conditions; raise vol.Invalid or HA errors when they are not valid."""
+    validated = await ha_condition.async_validate_conditions_config(hass, cv.CONDITIONS_SCHEMA(conditions))
+    # Validated configs are plain dicts here (templates stay inside them); the stubs say "or Template".
+    return await ha_condition.async_conditions_from_config(
+        hass, cast(list[dict[str, Any]], validated), LOGGER, "Miloco rule condition"
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleConfig:
+    """A rule's settings (its enabled flag lives on the runner: a switch flips it without a reload)."""
+
+    condition: str
+    cameras: tuple[str, ...]
+    mode: str
+    cooldown_s: float
+    on_checks: int
+    off_delay_s: float
+    ha_condition: list[dict[str, Any]] | None
+    action: list[dict[str, Any]] | None
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> RuleConfig:
+        """Return the settings in a rule subentry's data."""
+        return cls(
+            condition=data[CONF_CONDITION],
+            cameras=tuple(data.get(CONF_CAMERAS, ())),
+            mode=data.get(CONF_MODE, MODE_EVENT),
+            cooldown_s=float(data.get(CONF_COOLDOWN, DEFAULT_COOLDOWN)),
+            on_checks=int(data.get(CONF_ON_CHECKS, DEFAULT_ON_CHECKS)),
+            off_delay_s=float(data.get(CONF_OFF_DELAY, DEFAULT_OFF_DELAY)),
+            ha_condition=data.get(CONF_HA_CONDITION) or None,
+            action=data.get(CONF_ACTION) or None,
+        )
+
+
+class RuleRunner:
+    """Judges one rule from its cameras' checks: an edge with cooldown, or a debounced state."""
+
+    def __init__(
+        self, hass: HomeAssistant, entry: ConfigEntry[Any], subentry_id: str, title: str, config: RuleConfig
+    ) -> None:
+        """Prepare the rule's state machine and its action."""
+        self.hass = hass
+        self.entry = entry
+        self.subentry_id = subentry_id
+        self.title = title
+        self.config = config
+        self.enabled = bool(entry.subentries[subentry_id].data.get(CONF_ENABLED, True))
+        self.last_reason: str | None = None
+        self.last_camera: str | None = None
+        self._verdicts: dict[str, bool] = {}
+        self._edge = EdgeTrigger(config.cooldown_s)
+        self._debounce = Debounce(config.on_checks, config.off_delay_s)
+        self._listeners: list[CALLBACK_TYPE] = []
+        self._trigger_listeners: list[TriggerListener] = []
+        self._script: Script | None = None
+        self._condition: ConditionCheck | None = None
+
+    async def async_prepare(self) -> None:
+        """Compile the HA condition and the action once (templates and all); a broken one is logged."""
+        try:
+            if self.config.ha_condition:
+                self._condition = await async_compile_condition(self.hass, self.config.ha_condition)
+            if self.config.action:
+                self._script = Script(
+                    self.hass,
+                    await async_validate_action(self.hass, self.config.action),
+                    f"Miloco rule {self.title}",
+                    DOMAIN,
+                    running_description=f"the action of Miloco rule {self.title}",
+                    script_mode=SCRIPT_MODE_PARALLEL,
+                    logger=LOGGER,
+                )
+        except (vol.Invalid, HomeAssistantError) as err:
+            # Valid when saved, but something it names has gone since: the rule still reports, it cannot act.
+            LOGGER.warning("Miloco rule %s cannot run its condition or action: %s", self.title, err)
+
+    @property
+    def spec(self) -> RuleSpec:
+        """Return what the cameras ask the model about this rule."""
+        return RuleSpec(self.subentry_id, self.config.condition)
+
+    @property
+    def is_on(self) -> bool:
+        """Return whether the rule's condition currently holds (debounced in state mode)."""
+        if self.config.mode == MODE_EVENT:
+            return self._edge.value
+        return self._debounce.is_on
+
+    @callback
+    def async_add_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `listener` when the rule's state or enabled flag changes; return the remover."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    @callback
+    def async_add_trigger_listener(self, listener: TriggerListener) -> CALLBACK_TYPE:
+        """Call `listener(camera, reason)` each time the rule triggers; return the remover."""
+        self._trigger_listeners.append(listener)
+        return lambda: self._trigger_listeners.remove(listener)
+
+    @callback
+    def async_set_enabled(self, enabled: bool) -> None:
+        """Turn the rule on or off now, and remember it across restarts."""
+        self.enabled = enabled
+        if not enabled:
+            self._verdicts.clear()
+            self._edge.reset()
+            self._debounce.reset()
+        subentry = self.entry.subentries[self.subentry_id]
+        self.hass.config_entries.async_update_subentry(
+            self.entry, subentry, data={**subentry.data, CONF_ENABLED: enabled}
+        )
+        self._notify()
+
+    @callback
+    def handle_verdict(self, camera_entity_id: str, holds: bool, reason: str | None, now: float) -> None:
+        """Take one camera's answer from a check that ran; any camera seeing it makes the rule hold."""
+        if not self.enabled:
+            return
+        self._verdicts[camera_entity_id] = holds
+        if holds:
+            self.last_reason, self.last_camera = reason, camera_entity_id
+        value = any(self._verdicts.values())
+        if self.config.mode == MODE_EVENT:
+            was = self._edge.value
+            if self._edge.update(value, now):
+                self._trigger(camera_entity_id, reason)
+            elif was != value:
+                self._notify()
+            return
+        transition = self._debounce.update(value, now)
+        if transition is Transition.STARTED:
+            self._trigger(camera_entity_id, reason)
+        elif transition is Transition.ENDED:
+            self._notify()
+
+    @callback
+    def tick(self, now: float) -> None:
+        """Let a state-mode rule's off-delay run out."""
+        if self._debounce.tick(now) is Transition.ENDED:
+            self._notify()
+
+    @callback
+    def _trigger(self, camera_entity_id: str, reason: str | None) -> None:
+        """Publish the trigger, then run the action when the HA condition allows it."""
+        LOGGER.debug("Rule %s triggered on %s", self.title, camera_entity_id)
+        for listener in list(self._trigger_listeners):
+            listener(camera_entity_id, reason)
+        event_data = {
+            "device_id": async_device_id(self.hass, self.entry.entry_id, self.subentry_id),
+            "type": "rule_triggered",
+            "rule": self.title,
+            "rule_id": self.subentry_id,
+            "camera_entity_id": camera_entity_id,
+            "reason": reason,
+        }
+        context = Context()
+        self.hass.bus.async_fire(EVENT_MILOCO, event_data, context=context)
+        self._notify()
+        variables = {"trigger": {"platform": DOMAIN, **event_data, "time": dt_util.utcnow()}}
+        if self._script is None:
+            return
+        if self._condition is not None and not self._condition(variables):
+            LOGGER.debug("Rule %s: its condition blocks the action", self.title)
+            return
+        self.entry.async_create_background_task(
+            self.hass, self._async_run_action(variables, context), f"miloco rule action {self.title}"
+        )
+
+    async def _async_run_action(self, variables: dict[str, Any], context: Context) -> None:
+        """Run the action; a failure is logged and never stops the rule."""
+        if self._script is None:
+            return
+        try:
+            await self._script.async_run(variables, context)
+        except (vol.Invalid, HomeAssistantError) as err:
+            LOGGER.warning("The action of Miloco rule %s failed: %s", self.title, err)
+
+    @callback
+    def _notify(self) -> None:
+        """Tell the rule's entities to write their state."""
+        for listener in list(self._listeners):
+            listener()

@@ -24,6 +24,7 @@ from .engine.backends.errors import BackendError, InvalidAuth, ModelLoadError, R
 from .engine.backends.llama_cpp import async_probe_runtime
 from .engine.gguf import GgufError, check_model_pair
 from .runtime import MilocoConfigEntry, async_create_runtime, settings_snapshot
+from .services import async_register_services
 
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR, Platform.SWITCH]
 
@@ -31,7 +32,8 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Set up the integration (services are registered here once they exist)."""
+    """Register the service actions (once, whatever the number of entries)."""
+    async_register_services(hass)
     return True
 
 

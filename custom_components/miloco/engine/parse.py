@@ -72,15 +72,20 @@ def is_yes(value: object) -> bool:
     return _yes_no_answer(value) is True
 
 
+def check_reply_schema(schema: object) -> None:
+    """Raise ValueError unless the schema is an object schema within the supported subset."""
+    _check_schema(schema)
+    if not isinstance(schema, Mapping) or schema["type"] != "object":
+        raise ValueError("a reply schema must have type 'object'")
+
+
 def parse_reply(text: str, schema: Mapping[str, Any]) -> dict[str, Any]:
     """Return a new dict holding the schema's properties, coerced, from the reply's final valid answer.
 
     Raises ReplyParseError when no answer in the reply validates; a schema outside the supported subset is a
     programming error and raises a plain ValueError instead.
     """
-    _check_schema(schema)
-    if schema["type"] != "object":
-        raise ValueError("a reply schema must have type 'object'")
+    check_reply_schema(schema)
     if len(text) > MAX_REPLY_CHARS:
         raise ReplyParseError(f"reply too long ({len(text)} characters, limit {MAX_REPLY_CHARS})")
     answer = _after_thinking(text)

@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from homeassistant.components.camera import CameraEntityFeature
-from homeassistant.config_entries import ConfigSubentryFlow, SubentryFlowResult
-from homeassistant.const import ATTR_FRIENDLY_NAME, ATTR_SUPPORTED_FEATURES
+from homeassistant.const import ATTR_SUPPORTED_FEATURES
 from homeassistant.core import split_entity_id
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
@@ -61,6 +60,7 @@ from .const import (
 from .engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS
 from .engine.labels import ACTIVITIES, GESTURES
 from .engine.stream import pyav_available
+from .subentry_form import FormSubentryFlow
 
 SECTION_CAPTURE = "capture"
 _CAPTURE_KEYS = (
@@ -140,27 +140,6 @@ CAMERA_SCHEMA = vol.Schema(
 )
 
 
-def _flatten(user_input: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the form's values with the capture section merged in, as the subentry stores them."""
-    data = {key: value for key, value in user_input.items() if key != SECTION_CAPTURE}
-    data.update(user_input.get(SECTION_CAPTURE, {}))
-    data.setdefault(CONF_GESTURES, [])
-    data.setdefault(CONF_ACTIVITIES, [])
-    data[CONF_WINDOW_FRAMES] = int(data[CONF_WINDOW_FRAMES])
-    for key in (CONF_HEARTBEAT, CONF_HOLD_TIME):
-        data[key] = int(data[key])
-    if not data.get(CONF_MOTION_ENTITY):
-        data.pop(CONF_MOTION_ENTITY, None)
-    return data
-
-
-def _nest(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Return stored data shaped like the form (capture settings inside their section)."""
-    values = {key: value for key, value in data.items() if key not in _CAPTURE_KEYS}
-    values[SECTION_CAPTURE] = {key: data[key] for key in _CAPTURE_KEYS if key in data}
-    return values
-
-
 def _range_errors(data: Mapping[str, Any]) -> dict[str, str]:
     """Return the translated error for each capture setting outside what makes sense."""
     errors: dict[str, str] = {}
@@ -178,48 +157,40 @@ def _range_errors(data: Mapping[str, Any]) -> dict[str, str]:
     return errors
 
 
-class CameraSubentryFlow(ConfigSubentryFlow):
+class CameraSubentryFlow(FormSubentryFlow):
     """Add or change a watched camera."""
 
-    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Add a camera."""
-        return await self._async_step_camera(user_input)
+    schema = CAMERA_SCHEMA
+    section = SECTION_CAPTURE
+    section_keys = _CAPTURE_KEYS
+    defaults = DEFAULTS
 
-    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Change what a camera detects, or how it is captured."""
-        return await self._async_step_camera(user_input)
+    def read_form(self, user_input: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the camera settings as stored."""
+        data = super().read_form(user_input)
+        data.setdefault(CONF_GESTURES, [])
+        data.setdefault(CONF_ACTIVITIES, [])
+        for key in (CONF_WINDOW_FRAMES, CONF_HEARTBEAT, CONF_HOLD_TIME):
+            data[key] = int(data[key])
+        if not data.get(CONF_MOTION_ENTITY):
+            data.pop(CONF_MOTION_ENTITY, None)
+        return data
 
-    async def _async_step_camera(self, user_input: dict[str, Any] | None) -> SubentryFlowResult:
-        """Show the camera form, validate it, and save it."""
-        errors: dict[str, str] = {}
-        reconfiguring = self.source == "reconfigure"
-        if user_input is not None:
-            data = _flatten(user_input)
-            errors = self._camera_errors(data) or _range_errors(data)
-            # The first import of PyAV takes a moment: in the executor, not on the event loop.
-            if (
-                not errors
-                and data[CONF_CAPTURE_MODE] == CAPTURE_STREAM
-                and not await self.hass.async_add_executor_job(pyav_available)
-            ):
-                errors = {SECTION_CAPTURE: "stream_unavailable"}
-            if not errors:
-                title = self._camera_title(data[CONF_CAMERA])
-                if reconfiguring:
-                    return self.async_update_and_abort(
-                        self._get_entry(), self._get_reconfigure_subentry(), title=title, data=data
-                    )
-                return self.async_create_entry(title=title, data=data)
-            suggested = user_input
-        elif reconfiguring:
-            suggested = _nest(self._get_reconfigure_subentry().data)
-        else:
-            suggested = _nest(DEFAULTS)
-        return self.async_show_form(
-            step_id="reconfigure" if reconfiguring else "user",
-            data_schema=self.add_suggested_values_to_schema(CAMERA_SCHEMA, suggested),
-            errors=errors,
-        )
+    async def async_errors(self, data: dict[str, Any]) -> dict[str, str]:
+        """Return errors about the camera, what to detect, and the capture settings."""
+        errors = self._camera_errors(data) or _range_errors(data)
+        # The first import of PyAV takes a moment: in the executor, not on the event loop.
+        if (
+            not errors
+            and data[CONF_CAPTURE_MODE] == CAPTURE_STREAM
+            and not await self.hass.async_add_executor_job(pyav_available)
+        ):
+            errors = {SECTION_CAPTURE: "stream_unavailable"}
+        return errors
+
+    def title(self, data: Mapping[str, Any]) -> str:
+        """Return the camera's friendly name, the natural title of its device."""
+        return self.friendly_name(data[CONF_CAMERA])
 
     def _camera_errors(self, data: Mapping[str, Any]) -> dict[str, str]:
         """Return errors about the chosen entities and what to detect."""
@@ -227,7 +198,7 @@ class CameraSubentryFlow(ConfigSubentryFlow):
         state = self.hass.states.get(camera_id)
         if state is None or split_entity_id(camera_id)[0] != "camera":
             return {CONF_CAMERA: "camera_not_found"}
-        this = self._get_reconfigure_subentry().subentry_id if self.source == "reconfigure" else None
+        this = self._get_reconfigure_subentry().subentry_id if self.reconfiguring else None
         for subentry in self._get_entry().subentries.values():
             if (
                 subentry.subentry_type == SUBENTRY_CAMERA
@@ -244,9 +215,3 @@ class CameraSubentryFlow(ConfigSubentryFlow):
         if motion and self.hass.states.get(motion) is None:
             return {SECTION_CAPTURE: "motion_entity_not_found"}
         return {}
-
-    def _camera_title(self, camera_id: str) -> str:
-        """Return the camera's friendly name, the natural title of its device."""
-        state = self.hass.states.get(camera_id)
-        name = state.attributes.get(ATTR_FRIENDLY_NAME) if state is not None else None
-        return str(name or camera_id)

@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from homeassistant.config_entries import ConfigSubentry, ConfigSubentryFlow, SubentryFlowResult
-from homeassistant.const import ATTR_FRIENDLY_NAME
+from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import split_entity_id
 from homeassistant.data_entry_flow import section
 from homeassistant.exceptions import HomeAssistantError
@@ -54,6 +53,7 @@ from .const import (
 from .engine.condition_text import MAX_CONDITION_CHARS, condition_problem
 from .engine.labels import ALL_LABELS, by_key
 from .rule_runner import async_compile_condition, async_validate_action
+from .subentry_form import FormSubentryFlow
 
 SECTION_TIMING = "timing"
 _TIMING_KEYS = (CONF_COOLDOWN, CONF_ON_CHECKS, CONF_OFF_DELAY)
@@ -110,68 +110,45 @@ DEFAULTS: Mapping[str, Any] = {
 }
 
 
-def _flatten(user_input: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the form's values as the subentry stores them (timing merged in, preset spelled out)."""
-    data = {key: value for key, value in user_input.items() if key != SECTION_TIMING}
-    data.update({key: int(value) for key, value in user_input.get(SECTION_TIMING, {}).items()})
-    data[CONF_RULE_NAME] = str(data.get(CONF_RULE_NAME, "")).strip()
-    data[CONF_CAMERAS] = list(data.get(CONF_CAMERAS) or [])
-    if data.get(CONF_PRESET, PRESET_CUSTOM) != PRESET_CUSTOM:
-        # A catalogue item is asked in the wording the model was trained on.
-        data[CONF_CONDITION] = by_key(data[CONF_PRESET]).condition
-    data[CONF_CONDITION] = " ".join(str(data.get(CONF_CONDITION, "")).split())
-    for key in (CONF_HA_CONDITION, CONF_ACTION):
-        if not data.get(key):
-            data.pop(key, None)
-    return data
-
-
-def _nest(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Return stored data shaped like the form."""
-    values = {key: value for key, value in data.items() if key not in _TIMING_KEYS}
-    values[SECTION_TIMING] = {key: data[key] for key in _TIMING_KEYS if key in data}
-    return values
-
-
-class RuleSubentryFlow(ConfigSubentryFlow):
+class RuleSubentryFlow(FormSubentryFlow):
     """Add or change a natural-language rule."""
 
-    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Add a rule."""
-        return await self._async_step_rule(user_input)
+    schema = RULE_SCHEMA
+    section = SECTION_TIMING
+    section_keys = _TIMING_KEYS
+    defaults = DEFAULTS
 
-    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Change a rule."""
-        return await self._async_step_rule(user_input)
+    def read_form(self, user_input: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the rule as stored: timing in whole seconds, the preset spelled out as its condition."""
+        data = super().read_form(user_input)
+        for key in _TIMING_KEYS:
+            data[key] = int(data[key])
+        data[CONF_RULE_NAME] = str(data.get(CONF_RULE_NAME, "")).strip()
+        data[CONF_CAMERAS] = list(data.get(CONF_CAMERAS) or [])
+        if data.get(CONF_PRESET, PRESET_CUSTOM) != PRESET_CUSTOM:
+            # A catalogue item is asked in the wording the model was trained on.
+            data[CONF_CONDITION] = by_key(data[CONF_PRESET]).condition
+        data[CONF_CONDITION] = " ".join(str(data.get(CONF_CONDITION, "")).split())
+        for key in (CONF_HA_CONDITION, CONF_ACTION):
+            if not data.get(key):
+                data.pop(key, None)
+        return data
 
-    async def _async_step_rule(self, user_input: dict[str, Any] | None) -> SubentryFlowResult:
-        """Show the rule form, validate it, watch its new cameras, and save it."""
-        errors: dict[str, str] = {}
-        reconfiguring = self.source == "reconfigure"
-        if user_input is not None:
-            data = _flatten(user_input)
-            errors = self._field_errors(data) or await self._async_script_errors(data)
-            if not errors:
-                self._watch_new_cameras(data[CONF_CAMERAS])
-                if reconfiguring:
-                    return self.async_update_and_abort(
-                        self._get_entry(),
-                        self._get_reconfigure_subentry(),
-                        title=data[CONF_RULE_NAME],
-                        data=data,
-                    )
-                return self.async_create_entry(title=data[CONF_RULE_NAME], data=data)
-            suggested = user_input
-        elif reconfiguring:
-            suggested = _nest(self._get_reconfigure_subentry().data)
-        else:
-            suggested = _nest(DEFAULTS)
-        return self.async_show_form(
-            step_id="reconfigure" if reconfiguring else "user",
-            data_schema=self.add_suggested_values_to_schema(RULE_SCHEMA, suggested),
-            errors=errors,
-            description_placeholders={"max_chars": str(MAX_CONDITION_CHARS)},
-        )
+    async def async_errors(self, data: dict[str, Any]) -> dict[str, str]:
+        """Return errors about the fields, then about the HA condition and the action."""
+        return self._field_errors(data) or await self._async_script_errors(data)
+
+    def title(self, data: Mapping[str, Any]) -> str:
+        """Return the rule's name."""
+        return str(data[CONF_RULE_NAME])
+
+    def before_save(self, data: Mapping[str, Any]) -> None:
+        """Watch the rule's cameras that are not watched yet."""
+        self._watch_new_cameras(data[CONF_CAMERAS])
+
+    def placeholders(self) -> dict[str, str]:
+        """Return the condition's length limit for the form's texts."""
+        return {"max_chars": str(MAX_CONDITION_CHARS)}
 
     def _field_errors(self, data: Mapping[str, Any]) -> dict[str, str]:
         """Return errors about the name, the condition, the cameras and the timing."""
@@ -221,14 +198,12 @@ class RuleSubentryFlow(ConfigSubentryFlow):
         for camera in cameras:
             if camera in watched:
                 continue
-            state = self.hass.states.get(camera)
-            title = str(state.attributes.get(ATTR_FRIENDLY_NAME, camera)) if state is not None else camera
             self.hass.config_entries.async_add_subentry(
                 entry,
                 ConfigSubentry(
                     data=MappingProxyType({**CAMERA_DEFAULTS, CONF_CAMERA: camera}),
                     subentry_type=SUBENTRY_CAMERA,
-                    title=title,
+                    title=self.friendly_name(camera),
                     unique_id=None,
                 ),
             )

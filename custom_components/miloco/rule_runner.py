@@ -35,6 +35,7 @@ from .const import (
 from .devices import async_device_id
 from .engine.prompt import RuleSpec
 from .engine.rules import Debounce, EdgeTrigger, Transition
+from .listeners import Listeners
 
 type TriggerListener = Callable[[str, str | None], None]
 type ConditionCheck = Callable[[Mapping[str, Any] | None], bool]
@@ -103,8 +104,8 @@ class RuleRunner:
         self._verdicts: dict[str, bool] = {}
         self._edge = EdgeTrigger(config.cooldown_s)
         self._debounce = Debounce(config.on_checks, config.off_delay_s)
-        self._listeners: list[CALLBACK_TYPE] = []
-        self._trigger_listeners: list[TriggerListener] = []
+        self._listeners: Listeners[()] = Listeners()
+        self._trigger_listeners: Listeners[str, str | None] = Listeners()
         self._script: Script | None = None
         self._condition: ConditionCheck | None = None
 
@@ -142,14 +143,12 @@ class RuleRunner:
     @callback
     def async_add_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
         """Call `listener` when the rule's state or enabled flag changes; return the remover."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        return self._listeners.add(listener)
 
     @callback
     def async_add_trigger_listener(self, listener: TriggerListener) -> CALLBACK_TYPE:
         """Call `listener(camera, reason)` each time the rule triggers; return the remover."""
-        self._trigger_listeners.append(listener)
-        return lambda: self._trigger_listeners.remove(listener)
+        return self._trigger_listeners.add(listener)
 
     @callback
     def async_set_enabled(self, enabled: bool) -> None:
@@ -197,8 +196,7 @@ class RuleRunner:
     def _trigger(self, camera_entity_id: str, reason: str | None) -> None:
         """Publish the trigger, then run the action when the HA condition allows it."""
         LOGGER.debug("Rule %s triggered on %s", self.title, camera_entity_id)
-        for listener in list(self._trigger_listeners):
-            listener(camera_entity_id, reason)
+        self._trigger_listeners(camera_entity_id, reason)
         event_data = {
             "device_id": async_device_id(self.hass, self.entry.entry_id, self.subentry_id),
             "type": "rule_triggered",
@@ -232,5 +230,4 @@ class RuleRunner:
     @callback
     def _notify(self) -> None:
         """Tell the rule's entities to write their state."""
-        for listener in list(self._listeners):
-            listener()
+        self._listeners()

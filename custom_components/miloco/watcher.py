@@ -37,6 +37,7 @@ from .engine.rules import EpisodeTracker, HoldState, Transition
 from .engine.scheduling import FairLimiter
 from .engine.window import Frame, FrameWindow
 from .health import BackendHealth
+from .listeners import Listeners
 
 type GestureListener = Callable[[str], None]
 type CheckListener = Callable[[Observation, float], None]
@@ -97,9 +98,9 @@ class CameraWatcher:
         self._holds = {key: HoldState(config.hold_s) for key in config.activities}
         if config.presence:
             self._holds[PRESENCE_KEY] = HoldState(config.hold_s)
-        self._listeners: list[CALLBACK_TYPE] = []
-        self._gesture_listeners: list[GestureListener] = []
-        self._check_listeners: list[CheckListener] = []
+        self._listeners: Listeners[()] = Listeners()
+        self._gesture_listeners: Listeners[str] = Listeners()
+        self._check_listeners: Listeners[Observation, float] = Listeners()
         self._loop_task: asyncio.Task[None] | None = None
         self._check_task: asyncio.Task[None] | None = None
         self._next_check = 0.0
@@ -133,20 +134,17 @@ class CameraWatcher:
     @callback
     def async_add_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
         """Call `listener` whenever states, availability or counters change; return the remover."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        return self._listeners.add(listener)
 
     @callback
     def async_add_gesture_listener(self, listener: GestureListener) -> CALLBACK_TYPE:
         """Call `listener(gesture)` once per gesture episode; return the remover."""
-        self._gesture_listeners.append(listener)
-        return lambda: self._gesture_listeners.remove(listener)
+        return self._gesture_listeners.add(listener)
 
     @callback
     def async_add_check_listener(self, listener: CheckListener) -> CALLBACK_TYPE:
         """Call `listener(observation, now)` after every check that ran (rules judge their verdicts there)."""
-        self._check_listeners.append(listener)
-        return lambda: self._check_listeners.remove(listener)
+        return self._check_listeners.add(listener)
 
     @callback
     def set_rule_provider(self, provider: RuleProvider) -> None:
@@ -328,8 +326,7 @@ class CameraWatcher:
             else:
                 transition = hold.update(key in observation.activities, now)
             self._publish_transition(key, transition)
-        for listener in list(self._check_listeners):
-            listener(observation, now)
+        self._check_listeners(observation, now)
         self._notify()
 
     @callback
@@ -352,8 +349,7 @@ class CameraWatcher:
     @callback
     def _fire_gesture(self, gesture: str) -> None:
         """Tell the gesture entity and the bus about a new gesture episode."""
-        for listener in list(self._gesture_listeners):
-            listener(gesture)
+        self._gesture_listeners(gesture)
         self._fire_bus_event("gesture", gesture=gesture)
 
     @callback
@@ -421,5 +417,4 @@ class CameraWatcher:
     @callback
     def _notify(self) -> None:
         """Tell the entities to write their state."""
-        for listener in list(self._listeners):
-            listener()
+        self._listeners()

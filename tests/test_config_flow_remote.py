@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import aiohttp
 from homeassistant import config_entries
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -239,3 +240,33 @@ async def test_duplicate_is_aborted(hass: HomeAssistant, model_server: FakeModel
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
     assert model_server.chat_requests == []
+
+
+@pytest.mark.parametrize("step", ["remote", "remote_model"])
+async def test_unexpected_errors_show_unknown(
+    hass: HomeAssistant, model_server: FakeModelServer, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in a library")
+
+    if step == "remote":
+        result = await _start(hass)
+        monkeypatch.setattr(aiohttp.ClientSession, "request", broken)
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], _server_form(model_server.url)
+        )
+    else:
+        result = await _to_model_step(hass, model_server.url)
+        monkeypatch.setattr(aiohttp.ClientSession, "request", broken)
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: MODEL})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "unknown"}
+
+
+async def test_a_deeply_nested_reply_is_not_understood(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    model_server.script(Reply(raw_body=b"[" * 200_000))
+    result = await _to_model_step(hass, model_server.url)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: MODEL})
+    assert result["errors"] == {"base": "bad_reply"}

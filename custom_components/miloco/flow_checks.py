@@ -33,7 +33,14 @@ from .engine.probe import check_probe_reply, probe_request
 
 async def async_list_remote_models(hass: HomeAssistant, data: Mapping[str, Any]) -> list[str]:
     """Return the models the server lists; raise BackendError when it cannot be reached or refuses us."""
-    return await create_remote_backend(hass, data).async_list_models()
+    try:
+        return await create_remote_backend(hass, data).async_list_models()
+    except BackendError:
+        raise
+    except Exception as err:
+        # A flow must answer with its "unknown" error, not crash; the log keeps the traceback.
+        LOGGER.exception("Unexpected error while listing the models")
+        raise BackendError("unexpected error") from err
 
 
 async def async_probe_remote(hass: HomeAssistant, data: Mapping[str, Any]) -> str | None:
@@ -49,6 +56,9 @@ async def async_probe_remote(hass: HomeAssistant, data: Mapping[str, Any]) -> st
     except ReplyParseError:
         LOGGER.debug("Probe reply of %s was not understood", data.get("model"))
         return "bad_reply"
+    except Exception:
+        LOGGER.exception("Unexpected error while probing %s", data.get("model"))
+        return "unknown"
     finally:
         await backend.async_close()
     return None

@@ -383,7 +383,8 @@ class OpenAICompatBackend:
         """Decode a JSON body or raise BadReply."""
         try:
             return json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+            # RecursionError: a megabyte of nested brackets is not JSON we can use either.
             raise BadReply("the server's reply is not JSON") from err
 
     def _error_text(self, raw: bytes) -> str:

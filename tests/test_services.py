@@ -10,6 +10,8 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.miloco.const import DOMAIN, SUBENTRY_RULE
 
@@ -160,6 +162,20 @@ async def test_evaluate_rule_is_a_dry_run(
     assert not [event for event in events if event["type"] == "rule_triggered"]
     assert hass.states.get("light.living_room").state == "off"
     assert hass.states.get("binary_sensor.wave_for_light_condition").state == "off"
+
+
+async def test_diagnostics_show_each_rule(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, entry: MockConfigEntry
+) -> None:
+    assert await async_setup_component(hass, "diagnostics", {})
+    await add_rule(hass, entry, rule_form(enabled=False))
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    (rule,) = diagnostics["rules"].values()
+    assert rule["enabled"] is False
+    assert rule["config"]["condition"] == "someone is waving at the camera"
+    assert rule["config"]["action"] == [
+        {"action": "light.turn_on", "target": {"entity_id": "light.living_room"}}
+    ]
 
 
 async def test_evaluate_rule_needs_a_rule_device(hass: HomeAssistant, entry: MockConfigEntry) -> None:

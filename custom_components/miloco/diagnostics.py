@@ -37,9 +37,20 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: MilocoC
         }
         for subentry_id, watcher in runtime.watchers.items()
     }
+    rules = {
+        subentry_id: {
+            "enabled": rule.enabled,
+            "holds": rule.is_on,
+            "config": asdict(rule.config),
+            "last_camera": rule.last_camera,
+            "last_reason": rule.last_reason,
+        }
+        for subentry_id, rule in runtime.rules.items()
+    }
     return {
         "entry": async_redact_data(entry_dict, TO_REDACT),
         "backend": runtime.backend.diagnostics(),
         "limiter": {"limit": runtime.limiter.limit, "in_flight": runtime.limiter.in_flight},
         "cameras": cameras,
+        "rules": rules,
     }

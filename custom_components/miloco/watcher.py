@@ -19,19 +19,16 @@ from .camera_config import CameraConfig
 from .capture import CaptureError, create_source
 from .const import EVENT_MILOCO, FAILURES_BEFORE_UNAVAILABLE, LOGGER, PROMPT_PER_CONDITION
 from .devices import async_device_id
-from .engine.backends.base import VisionBackend, VisionRequest
+from .engine.backends.base import VisionBackend
 from .engine.backends.errors import BackendError, BadReply
-from .engine.frames import FrameDecodeError, prepare_window
+from .engine.check import ask
+from .engine.frames import FrameDecodeError
 from .engine.gate import ChangeGate, GateDecision, Thumb, thumbnail
-from .engine.parse import ReplyParseError, parse_reply
+from .engine.parse import ReplyParseError
 from .engine.prompt import (
     CheckSpec,
     Observation,
     RuleSpec,
-    build_combined_request,
-    build_condition_requests,
-    interpret_combined,
-    interpret_conditions,
 )
 from .engine.rules import EpisodeTracker, HoldState, Transition
 from .engine.scheduling import FairLimiter
@@ -268,7 +265,13 @@ class CameraWatcher:
     async def _async_check(self, spec: CheckSpec, frames: list[Frame]) -> None:
         """Ask the model about the frames and apply its answer."""
         try:
-            observation, latency, tokens = await self._async_ask(spec, frames)
+            answer = await ask(
+                self._backend,
+                spec,
+                [frame.jpeg for frame in frames],
+                budget=self.config.token_budget,
+                per_condition=self.config.prompt_mode == PROMPT_PER_CONDITION,
+            )
         except (BackendError, ReplyParseError, FrameDecodeError) as err:
             self._model_failed(err if isinstance(err, BackendError) else BadReply(str(err)))
             return
@@ -279,38 +282,11 @@ class CameraWatcher:
             self._gate.mark_checked(frames[-1].thumb)
         self.stats.checks += 1
         self.stats.last_analysis = dt_util.utcnow()
-        self.stats.last_latency_s = latency
-        self.stats.last_image_tokens = tokens
-        self.stats.last_reason = observation.reason
+        self.stats.last_latency_s = answer.latency_s
+        self.stats.last_image_tokens = answer.image_tokens
+        self.stats.last_reason = answer.observation.reason
         self._model_ok()
-        self._apply(observation, time.monotonic())
-
-    async def _async_ask(self, spec: CheckSpec, frames: list[Frame]) -> tuple[Observation, float, int]:
-        """Return what the model saw in the frames, the model time and the image tokens sent."""
-        prepared = await self.hass.async_add_executor_job(
-            prepare_window, [frame.jpeg for frame in frames], self.config.token_budget
-        )
-        jpegs = [frame.jpeg for frame in prepared]
-        tokens = sum(frame.tokens for frame in prepared)
-        if self.config.prompt_mode == PROMPT_PER_CONDITION:
-            answers: dict[str, dict[str, Any]] = {}
-            latency = 0.0
-            for key, request in build_condition_requests(spec, jpegs):
-                reply = await self._backend.async_complete(request)
-                latency += reply.latency_s
-                answers[key] = await self._async_parse(reply.text, request)
-            return interpret_conditions(answers, spec), latency, tokens * len(answers)
-        request = build_combined_request(spec, jpegs)
-        reply = await self._backend.async_complete(request)
-        answer = await self._async_parse(reply.text, request)
-        return interpret_combined(answer, spec), reply.latency_s, tokens
-
-    async def _async_parse(self, text: str, request: VisionRequest) -> dict[str, Any]:
-        """Parse a reply against the request's schema, off the event loop (replies can be 64 KiB)."""
-        schema = request.json_schema
-        if schema is None:
-            raise TypeError("perception requests always carry their JSON schema")
-        return await self.hass.async_add_executor_job(parse_reply, text, schema)
+        self._apply(answer.observation, time.monotonic())
 
     @callback
     def _apply(self, observation: Observation, now: float) -> None:

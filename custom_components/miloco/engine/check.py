@@ -1,0 +1,89 @@
+"""One check: the frames resized within the budget, the question(s) asked, the replies parsed and read."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .backends.base import VisionBackend, VisionReply, VisionRequest
+from .frames import prepare_window
+from .parse import parse_reply
+from .prompt import (
+    CheckSpec,
+    Observation,
+    build_combined_request,
+    build_condition_requests,
+    interpret_combined,
+    interpret_conditions,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answer:
+    """What one check saw and what it cost."""
+
+    observation: Observation
+    frames_sent: int
+    # Image tokens of every request of the check together (the window is resent with each question).
+    image_tokens: int
+    requests: int
+    # Model time of the check's requests together.
+    latency_s: float
+    # Server-reported totals over the check's requests; None when any reply lacked them.
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+async def ask(
+    backend: VisionBackend, spec: CheckSpec, jpegs: Sequence[bytes], *, budget: int, per_condition: bool
+) -> Answer:
+    """Ask the model about the frames (oldest first); backend and parse errors propagate to the caller."""
+    loop = asyncio.get_running_loop()
+    # Decoding, resizing and parsing are CPU work: in the default executor (Home Assistant's own in HA).
+    prepared = await loop.run_in_executor(None, prepare_window, list(jpegs), budget)
+    frames = [frame.jpeg for frame in prepared]
+    tokens = sum(frame.tokens for frame in prepared)
+    replies: list[VisionReply] = []
+    if per_condition:
+        answers: dict[str, dict[str, Any]] = {}
+        for key, request in build_condition_requests(spec, frames):
+            reply = await backend.async_complete(request)
+            replies.append(reply)
+            answers[key] = await _parse(loop, reply, request)
+        observation = interpret_conditions(answers, spec)
+    else:
+        request = build_combined_request(spec, frames)
+        reply = await backend.async_complete(request)
+        replies.append(reply)
+        observation = interpret_combined(await _parse(loop, reply, request), spec)
+    return Answer(
+        observation=observation,
+        frames_sent=len(frames),
+        image_tokens=tokens * len(replies),
+        requests=len(replies),
+        latency_s=sum(reply.latency_s for reply in replies),
+        prompt_tokens=_total(reply.usage.prompt_tokens for reply in replies),
+        completion_tokens=_total(reply.usage.completion_tokens for reply in replies),
+    )
+
+
+async def _parse(
+    loop: asyncio.AbstractEventLoop, reply: VisionReply, request: VisionRequest
+) -> dict[str, Any]:
+    """Parse a reply against its request's schema, off the event loop (replies can be 64 KiB)."""
+    schema = request.json_schema
+    if schema is None:
+        raise TypeError("perception requests always carry their JSON schema")
+    return await loop.run_in_executor(None, parse_reply, reply.text, schema)
+
+
+def _total(counts: Iterable[int | None]) -> int | None:
+    """Return the sum of token counts, or None when any is unknown."""
+    total = 0
+    for count in counts:
+        if count is None:
+            return None
+        total += count
+    return total

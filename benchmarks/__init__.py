@@ -1,0 +1,1 @@
+"""Benchmarks of the Miloco integration against simulated baselines (see benchmarks/README.md)."""

@@ -1,0 +1,293 @@
+"""Our integration as the benchmark runs it: a real config entry, with meters around its watchers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+import contextlib
+from dataclasses import dataclass
+import importlib
+import time
+from types import ModuleType
+from typing import Any, Final
+
+from homeassistant.core import Event, HomeAssistant, callback
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from benchmarks.meter import Meter, MeteredBackend
+from custom_components.miloco import watcher as watcher_module
+from custom_components.miloco.const import (
+    BACKEND_REMOTE,
+    CAPTURE_SNAPSHOT,
+    CONF_ACTIVITIES,
+    CONF_BACKEND,
+    CONF_CAMERA,
+    CONF_CAMERAS,
+    CONF_CAPTURE_MODE,
+    CONF_CHANGE_THRESHOLD,
+    CONF_CHECK_INTERVAL,
+    CONF_CONDITION,
+    CONF_COOLDOWN,
+    CONF_DETAIL,
+    CONF_ENABLED,
+    CONF_FPS,
+    CONF_GESTURES,
+    CONF_HEARTBEAT,
+    CONF_HOLD_TIME,
+    CONF_MAX_CONCURRENT,
+    CONF_MODE,
+    CONF_MODEL,
+    CONF_OFF_DELAY,
+    CONF_ON_CHECKS,
+    CONF_PRESENCE,
+    CONF_PROMPT_MODE,
+    CONF_RULE_NAME,
+    CONF_TIMEOUT,
+    CONF_URL,
+    CONF_VERIFY_SSL,
+    CONF_WINDOW_FRAMES,
+    DEFAULT_CHANGE_THRESHOLD,
+    DEFAULT_CHECK_INTERVAL,
+    DEFAULT_COOLDOWN,
+    DEFAULT_FPS,
+    DEFAULT_HEARTBEAT,
+    DEFAULT_HOLD_TIME,
+    DEFAULT_OFF_DELAY,
+    DEFAULT_ON_CHECKS,
+    DEFAULT_TIMEOUT,
+    DEFAULT_WINDOW_FRAMES,
+    DOMAIN,
+    EVENT_MILOCO,
+    MODE_EVENT,
+    PROMPT_COMBINED,
+    SUBENTRY_CAMERA,
+    SUBENTRY_RULE,
+)
+from custom_components.miloco.engine.frames import DEFAULT_DETAIL
+from custom_components.miloco.engine.labels import ACTIVITIES, GESTURES
+from custom_components.miloco.watcher import CameraWatcher
+
+# The rules every benchmark camera may carry, in order: the first R of them. Only the first two can come
+# true in the scenes (the magenta card, the orange shirt); the others are there to be asked about.
+RULE_CONDITIONS: Final = (
+    "someone shows a thumbs-up to the camera",
+    "someone walks across the room",
+    "a dog is lying on the sofa",
+    "the front door is open",
+    "smoke is visible in the room",
+    "a package lies on the floor",
+    "someone is lying on the floor",
+    "a cat sits on the table",
+    "the window blinds are closed",
+    "someone is cooking at the stove",
+)
+# What an event of rule number n reports (for the latency: which episode it answers).
+RULE_KINDS: Final = {1: "gesture", 2: "walker"}
+
+
+def _stage_modules() -> list[ModuleType]:
+    """Return the integration's modules that may call prepare_window and parse_reply."""
+    modules = [watcher_module]
+    with contextlib.suppress(ImportError):
+        modules.append(importlib.import_module("custom_components.miloco.engine.check"))
+    return modules
+
+
+def camera_data(entity_id: str) -> dict[str, Any]:
+    """Return a camera subentry with the camera flow's defaults: every label, presence, medium detail."""
+    return {
+        CONF_CAMERA: entity_id,
+        CONF_GESTURES: [label.key for label in GESTURES],
+        CONF_ACTIVITIES: [label.key for label in ACTIVITIES],
+        CONF_PRESENCE: True,
+        CONF_CAPTURE_MODE: CAPTURE_SNAPSHOT,
+        CONF_FPS: DEFAULT_FPS,
+        CONF_WINDOW_FRAMES: DEFAULT_WINDOW_FRAMES,
+        CONF_CHECK_INTERVAL: DEFAULT_CHECK_INTERVAL,
+        CONF_DETAIL: DEFAULT_DETAIL,
+        CONF_CHANGE_THRESHOLD: DEFAULT_CHANGE_THRESHOLD,
+        CONF_HEARTBEAT: DEFAULT_HEARTBEAT,
+        CONF_HOLD_TIME: DEFAULT_HOLD_TIME,
+        CONF_PROMPT_MODE: PROMPT_COMBINED,
+    }
+
+
+def rule_data(index: int, entity_id: str) -> dict[str, Any]:
+    """Return rule number `index` (1-based) on one camera, in event mode with the default cooldown."""
+    return {
+        CONF_RULE_NAME: f"Rule {index}",
+        CONF_CONDITION: RULE_CONDITIONS[index - 1],
+        CONF_CAMERAS: [entity_id],
+        CONF_MODE: MODE_EVENT,
+        CONF_COOLDOWN: DEFAULT_COOLDOWN,
+        CONF_ON_CHECKS: DEFAULT_ON_CHECKS,
+        CONF_OFF_DELAY: DEFAULT_OFF_DELAY,
+        CONF_ENABLED: True,
+    }
+
+
+def _camera_id(entity_id: str) -> str:
+    return f"bench_{entity_id.split('.', 1)[1]}"
+
+
+def build_entry(server_url: str, cameras: list[tuple[str, int]], max_concurrent: int) -> MockConfigEntry:
+    """Return a remote-backend entry watching the cameras, each with its number of rules."""
+    subentries: list[dict[str, Any]] = []
+    for entity_id, rules in cameras:
+        camera_id = _camera_id(entity_id)
+        subentries.append(
+            {
+                "subentry_id": camera_id,
+                "subentry_type": SUBENTRY_CAMERA,
+                "title": entity_id,
+                "unique_id": None,
+                "data": camera_data(entity_id),
+            }
+        )
+        subentries.extend(
+            {
+                "subentry_id": f"{camera_id}_r{index}",
+                "subentry_type": SUBENTRY_RULE,
+                "title": f"{entity_id} rule {index}",
+                "unique_id": None,
+                "data": rule_data(index, entity_id),
+            }
+            for index in range(1, rules + 1)
+        )
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="bench",
+        unique_id=f"bench-{time.monotonic_ns()}",
+        data={
+            CONF_BACKEND: BACKEND_REMOTE,
+            CONF_URL: f"{server_url}/v1",
+            CONF_MODEL: "bench-ours",
+            CONF_VERIFY_SSL: True,
+            CONF_TIMEOUT: DEFAULT_TIMEOUT,
+            CONF_MAX_CONCURRENT: max_concurrent,
+        },
+        subentries_data=subentries,  # type: ignore[arg-type]
+    )
+
+
+@dataclass(slots=True)
+class WatcherCounters:
+    """A watcher's counters at one moment."""
+
+    checks: int
+    skipped_by_gate: int
+    skipped_busy: int
+    failures: int
+
+
+class Ours:
+    """Runs the integration on a set of cameras for one phase, metering every check and event."""
+
+    def __init__(self, hass: HomeAssistant, server_url: str, meter: Meter, max_concurrent: int) -> None:
+        """Prepare; nothing runs until async_start()."""
+        self.hass = hass
+        self.server_url = server_url
+        self.meter = meter
+        self.max_concurrent = max_concurrent
+        self.entry: MockConfigEntry | None = None
+        self._unlisten: Callable[[], None] | None = None
+        self._originals: list[tuple[ModuleType, str, Callable[..., Any]]] = []
+
+    async def async_start(self, cameras: list[tuple[str, int]]) -> None:
+        """Set up an entry watching the cameras (entity id, number of rules) and meter it."""
+        self._time_stages()
+        entry = build_entry(self.server_url, cameras, self.max_concurrent)
+        entry.add_to_hass(self.hass)
+        self.entry = entry
+        self._unlisten = self.hass.bus.async_listen(EVENT_MILOCO, self._on_event)
+        if not await self.hass.config_entries.async_setup(entry.entry_id):
+            raise RuntimeError("the Miloco entry did not set up")
+        await self.hass.async_block_till_done()
+        for watcher in self.watchers:
+            self._meter_watcher(watcher)
+
+    @property
+    def watchers(self) -> list[CameraWatcher]:
+        """Return the entry's watchers."""
+        if self.entry is None:
+            return []
+        return list(self.entry.runtime_data.watchers.values())
+
+    def counters(self) -> dict[str, WatcherCounters]:
+        """Return every watcher's counters, by camera."""
+        return {
+            watcher.config.camera_entity_id: WatcherCounters(
+                watcher.stats.checks,
+                watcher.stats.skipped_by_gate,
+                watcher.stats.skipped_busy,
+                watcher.stats.failures,
+            )
+            for watcher in self.watchers
+        }
+
+    def _time_stages(self) -> None:
+        """Time the frame preparation and the reply parsing (they run in the executor).
+
+        The integration calls them through a module's globals (the watcher's, or the engine's check
+        module's, depending on the version), so replacing those for the phase times every call without
+        touching the integration's code.
+        """
+        meter = self.meter
+
+        def timed(stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
+            def run(*args: Any, **kwargs: Any) -> Any:
+                started = time.monotonic()
+                try:
+                    return function(*args, **kwargs)
+                finally:
+                    meter.record_stage(stage, time.monotonic() - started)
+
+            return run
+
+        for module in _stage_modules():
+            for name, stage in (("prepare_window", "prepare"), ("parse_reply", "parse")):
+                if hasattr(module, name):
+                    original = getattr(module, name)
+                    self._originals.append((module, name, original))
+                    setattr(module, name, timed(stage, original))
+
+    async def async_stop(self) -> None:
+        """Unload and remove the entry."""
+        for module, name, function in reversed(self._originals):
+            setattr(module, name, function)
+        self._originals.clear()
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
+        if self.entry is not None:
+            await self.hass.config_entries.async_remove(self.entry.entry_id)
+            await self.hass.async_block_till_done()
+            self.entry = None
+
+    def _meter_watcher(self, watcher: CameraWatcher) -> None:
+        """Put a meter between the watcher and the backend, and time each of its checks.
+
+        The watcher looks both up on itself at the moment it uses them, so instance attributes do it
+        without touching the integration's code.
+        """
+        camera = watcher.config.camera_entity_id
+        meter = self.meter
+        # Private attributes on purpose: the benchmark observes the integration from outside.
+        watcher._backend = MeteredBackend(watcher._backend, meter, camera)  # type: ignore[assignment]
+        check: Callable[..., Awaitable[None]] = watcher._async_check
+
+        async def timed_check(*args: Any) -> None:
+            opened = meter.begin_check(camera)
+            try:
+                await check(*args)
+            finally:
+                meter.end_check(opened)
+
+        watcher._async_check = timed_check  # type: ignore[method-assign]
+
+    @callback
+    def _on_event(self, event: Event) -> None:
+        if event.data.get("type") != "rule_triggered":
+            return
+        rule_id = str(event.data.get("rule_id", ""))
+        index = int(rule_id.rsplit("_r", 1)[1]) if "_r" in rule_id else 0
+        self.meter.record_event(str(event.data.get("camera_entity_id")), RULE_KINDS.get(index, "other"))

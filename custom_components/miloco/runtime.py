@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+import os
 import time
 from typing import Any
 
@@ -32,6 +34,8 @@ class MilocoRuntime:
     backend: VisionBackend
     limiter: FairLimiter
     health: BackendHealth
+    # Image work of all cameras at once, capped at the machine's cores (see engine/check.py).
+    cpu_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(os.cpu_count() or 1))
     watchers: dict[str, CameraWatcher] = field(default_factory=dict)
     rules: dict[str, RuleRunner] = field(default_factory=dict)
     # The settings everything was built from: a change to them means a reload, a rename does not.
@@ -75,6 +79,7 @@ async def async_create_runtime(
         data=dict(entry.data),
         subentries=settings_snapshot(entry),
     )
+    cameras = [sid for sid, sub in entry.subentries.items() if sub.subentry_type == SUBENTRY_CAMERA]
     for subentry_id, subentry in entry.subentries.items():
         if subentry.subentry_type == SUBENTRY_CAMERA:
             runtime.watchers[subentry_id] = CameraWatcher(
@@ -86,6 +91,8 @@ async def async_create_runtime(
                 backend=backend,
                 limiter=runtime.limiter,
                 health=runtime.health,
+                cpu_slots=runtime.cpu_slots,
+                phase=cameras.index(subentry_id) / len(cameras),
             )
         elif subentry.subentry_type == SUBENTRY_RULE:
             rule = RuleRunner(hass, entry, subentry_id, subentry.title, RuleConfig.from_data(subentry.data))

@@ -70,8 +70,14 @@ class CameraWatcher:
         backend: VisionBackend,
         limiter: FairLimiter,
         health: BackendHealth,
+        cpu_slots: asyncio.Semaphore,
+        phase: float = 0.0,
     ) -> None:
-        """Prepare the state machines; nothing runs until async_start()."""
+        """Prepare the state machines; nothing runs until async_start().
+
+        `phase` (0 to 1) offsets this camera's frame and check clocks, so that an entry's cameras spread their
+        image work over the period instead of all landing on the executor at the same instant.
+        """
         self.hass = hass
         self.entry = entry
         self.subentry_id = subentry_id
@@ -81,6 +87,8 @@ class CameraWatcher:
         self._backend = backend
         self._limiter = limiter
         self._health = health
+        self._cpu_slots = cpu_slots
+        self._phase = phase
         self._base_spec = config.check_spec()
         self._rule_provider: RuleProvider = tuple
         # Enough room for the window plus a little slack; the buffer never grows past it.
@@ -101,6 +109,7 @@ class CameraWatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._check_task: asyncio.Task[None] | None = None
         self._next_check = 0.0
+        self._next_skip_count = 0.0
         self._last_check_at: float | None = None
         self._busy_counted = False
         self._camera_failures = 0
@@ -185,7 +194,9 @@ class CameraWatcher:
     async def _async_loop(self) -> None:
         """Capture at the configured rate; start a check whenever one is due and worth it."""
         period = 1.0 / self.config.fps
-        next_frame = time.monotonic()
+        next_frame = time.monotonic() + self._phase * period
+        self._next_check = time.monotonic() + self._phase * self.config.check_interval_s
+        await asyncio.sleep(self._phase * period)
         while True:
             await self._async_capture()
             now = time.monotonic()
@@ -209,7 +220,8 @@ class CameraWatcher:
                 # A stream with no new frame since the last one: nothing to add, and nothing failed.
                 return
             taken_at, jpeg = captured
-            thumb: Thumb = await self.hass.async_add_executor_job(thumbnail, jpeg)
+            async with self._cpu_slots:
+                thumb: Thumb = await self.hass.async_add_executor_job(thumbnail, jpeg)
         except (CaptureError, FrameDecodeError, OSError) as err:
             self._camera_failed(err)
             return
@@ -233,9 +245,12 @@ class CameraWatcher:
             self._last_check_at is None or now - self._last_check_at >= self.config.heartbeat_s
         )
         if not (self._decision.changed or heartbeat_due):
-            self.stats.skipped_by_gate += 1
-            self._next_check = now + self.config.check_interval_s
-            self._scene_unchanged(now)
+            # No change, no news. The check stays due: a change in the very next frame is checked at once
+            # instead of an interval later. The skip is counted (and the states refreshed) once per interval.
+            if now >= self._next_skip_count:
+                self._next_skip_count = now + self.config.check_interval_s
+                self.stats.skipped_by_gate += 1
+                self._scene_unchanged(now)
             return
         spec = replace(self._base_spec, rules=self._rule_provider())
         if spec.is_empty:
@@ -247,7 +262,7 @@ class CameraWatcher:
             self._count_busy()
             return
         self._busy_counted = False
-        self._next_check = now + self.config.check_interval_s
+        self._next_check = self._next_skip_count = now + self.config.check_interval_s
         self._last_check_at = now
         # The window ends at the newest frame, which a stream decoded a little before now.
         frames = self._window.select(self.config.window_frames, self.config.window_s, newest.timestamp)
@@ -271,6 +286,7 @@ class CameraWatcher:
                 [frame.jpeg for frame in frames],
                 budget=self.config.token_budget,
                 per_condition=self.config.prompt_mode == PROMPT_PER_CONDITION,
+                cpu_slots=self._cpu_slots,
             )
         except (BackendError, ReplyParseError, FrameDecodeError) as err:
             self._model_failed(err if isinstance(err, BackendError) else BadReply(str(err)))

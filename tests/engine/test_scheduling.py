@@ -39,6 +39,16 @@ def test_a_camera_alone_is_never_held_back() -> None:
         limiter.release("a")
 
 
+def test_a_served_camera_that_went_quiet_blocks_no_one() -> None:
+    limiter = FairLimiter(2)
+    assert limiter.try_acquire("quiet", 0)
+    limiter.release("quiet")
+    # "busy" was served in this round too; "quiet" is not asking, so it is not waiting for a turn.
+    for second in range(1, 6):
+        assert limiter.try_acquire("busy", second)
+        limiter.release("busy")
+
+
 def test_a_caller_that_stopped_asking_blocks_no_one() -> None:
     limiter = FairLimiter(1, contender_ttl_s=5)
     assert limiter.try_acquire("a", 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,12 +38,23 @@ class Answer:
 
 
 async def ask(
-    backend: VisionBackend, spec: CheckSpec, jpegs: Sequence[bytes], *, budget: int, per_condition: bool
+    backend: VisionBackend,
+    spec: CheckSpec,
+    jpegs: Sequence[bytes],
+    *,
+    budget: int,
+    per_condition: bool,
+    cpu_slots: asyncio.Semaphore | None = None,
 ) -> Answer:
-    """Ask the model about the frames (oldest first); backend and parse errors propagate to the caller."""
+    """Ask the model about the frames (oldest first); backend and parse errors propagate to the caller.
+
+    `cpu_slots` caps how many image jobs run at once: many cameras bursting onto a small machine would
+    otherwise time-slice dozens of threads and starve the event loop.
+    """
     loop = asyncio.get_running_loop()
     # Decoding, resizing and parsing are CPU work: in the default executor (Home Assistant's own in HA).
-    prepared = await loop.run_in_executor(None, prepare_window, list(jpegs), budget)
+    async with cpu_slots or contextlib.nullcontext():
+        prepared = await loop.run_in_executor(None, prepare_window, list(jpegs), budget)
     frames = [frame.jpeg for frame in prepared]
     tokens = sum(frame.tokens for frame in prepared)
     replies: list[VisionReply] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 import math
 from typing import Final
@@ -39,6 +39,13 @@ class Thumb:
     width: int
     height: int
     pixels: bytes
+    # The brightness-normalised pixels, computed once where the thumb is made (an executor job), so that
+    # comparing thumbs on the event loop is a cheap difference and histogram.
+    normalised: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Normalise the pixels once."""
+        object.__setattr__(self, "normalised", _normalised(self).tobytes())
 
 
 class GateReason(StrEnum):
@@ -96,7 +103,10 @@ def change_score(a: Thumb, b: Thumb) -> float:
     """Return the fraction (0..1) of cells that differ beyond the noise floor, brightness normalised."""
     if (a.width, a.height) != (b.width, b.height):
         return 1.0
-    difference = ImageChops.difference(_normalised(a), _normalised(b))
+    size = (a.width, a.height)
+    difference = ImageChops.difference(
+        Image.frombytes("L", size, a.normalised), Image.frombytes("L", size, b.normalised)
+    )
     floor = int(CELL_FLOOR * _LEVELS_PER_SPREAD)
     return sum(difference.histogram()[floor + 1 :]) / len(a.pixels)
 
@@ -108,7 +118,7 @@ def _normalised(thumb: Thumb) -> Image.Image:
     mean = stat.mean[0]
     spread = max(_MIN_SPREAD, stat.stddev[0])
     scale = _LEVELS_PER_SPREAD / spread
-    return image.point([min(255, max(0, round(128 + (value - mean) * scale))) for value in range(256)])
+    return image.point(lambda value: min(255, max(0, round(128 + (value - mean) * scale))))
 
 
 class ChangeGate:

@@ -11,8 +11,8 @@ class FairLimiter:
 
     Refusing keeps the newest frames winning and memory flat, but on its own it lets the camera that
     happens to ask first take every slot. So service goes in rounds: a caller served in this round must
-    let every other recent caller have a turn before its next one. A caller that has not asked for
-    `contender_ttl_s` is no longer waiting and blocks no one.
+    let every caller that was refused (and has not been served since) have a turn before its next one.
+    A refused caller that has not asked again for `contender_ttl_s` is no longer waiting.
     """
 
     def __init__(self, limit: int, contender_ttl_s: float = 5.0) -> None:
@@ -24,7 +24,8 @@ class FairLimiter:
         self._limit = limit
         self._ttl_s = contender_ttl_s
         self._running: Counter[str] = Counter()
-        self._last_asked: dict[str, float] = {}
+        # Callers refused since they were last served, and when they last asked.
+        self._waiting: dict[str, float] = {}
         self._served_this_round: set[str] = set()
 
     @property
@@ -39,16 +40,18 @@ class FairLimiter:
 
     def try_acquire(self, key: str, now: float) -> bool:
         """Take a slot for `key` and return True, or return False (the caller skips this check)."""
-        self._last_asked[key] = now
         self._drop_stale(now)
-        if self.in_flight >= self._limit:
+        if self.in_flight >= self._limit or (
+            key in self._served_this_round
+            and any(other not in self._served_this_round for other in self._waiting if other != key)
+        ):
+            self._waiting[key] = now
             return False
         if key in self._served_this_round:
-            if any(other not in self._served_this_round for other in self._last_asked):
-                return False
-            # Everyone waiting has had a turn: a new round starts, in which this caller is the first.
+            # Nobody refused is still waiting for a turn: a new round starts, in which this caller is first.
             self._served_this_round = set()
         self._served_this_round.add(key)
+        self._waiting.pop(key, None)
         self._running[key] += 1
         return True
 
@@ -61,11 +64,11 @@ class FairLimiter:
             del self._running[key]
 
     def forget(self, key: str) -> None:
-        """Stop counting `key` as waiting (its camera was removed)."""
-        self._last_asked.pop(key, None)
+        """Forget `key` altogether (its camera was removed)."""
+        self._waiting.pop(key, None)
         self._served_this_round.discard(key)
 
     def _drop_stale(self, now: float) -> None:
         """Forget callers that stopped asking: they are not waiting for a turn."""
-        for key in [key for key, last in self._last_asked.items() if now - last > self._ttl_s]:
-            self.forget(key)
+        for key in [key for key, last in self._waiting.items() if now - last > self._ttl_s]:
+            del self._waiting[key]

@@ -32,9 +32,9 @@ suite_exec() {
 # prepare_suites NAME...: make every named suite ready to run (venvs, wheel, root filesystem).
 prepare_suites() {
   local name python
-  # HA's camera loads libturbojpeg and its ffmpeg helpers run the ffmpeg binary, in the tests too.
-  # (The root filesystem installs its own copies.)
-  apt_ensure libturbojpeg0 ffmpeg
+  # HA's camera loads libturbojpeg and its ffmpeg helpers run the ffmpeg binary, in the tests too; the
+  # browser test (tests/browser) drives Debian's chromium. (The root filesystem installs its own copies.)
+  apt_ensure libturbojpeg0 ffmpeg chromium
   # The wheel is built on the host, once, before any suite (the root filesystem has no compiler).
   python="$(find_python 3.13)" || die "no Python >= 3.13 found (tried python3.14, python3.13, python3, pyenv)"
   ensure_llama_wheel "$python" >/dev/null

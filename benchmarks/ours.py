@@ -15,55 +15,34 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from benchmarks.meter import Meter, MeteredBackend
 from custom_components.miloco import watcher as watcher_module
+from custom_components.miloco.camera_flow import DEFAULTS as CAMERA_DEFAULTS
 from custom_components.miloco.const import (
     BACKEND_REMOTE,
-    CAPTURE_SNAPSHOT,
-    CONF_ACTIVITIES,
     CONF_BACKEND,
     CONF_CAMERA,
     CONF_CAMERAS,
-    CONF_CAPTURE_MODE,
-    CONF_CHANGE_THRESHOLD,
-    CONF_CHECK_INTERVAL,
     CONF_CONDITION,
     CONF_COOLDOWN,
-    CONF_DETAIL,
     CONF_ENABLED,
-    CONF_FPS,
-    CONF_GESTURES,
-    CONF_HEARTBEAT,
-    CONF_HOLD_TIME,
     CONF_MAX_CONCURRENT,
     CONF_MODE,
     CONF_MODEL,
     CONF_OFF_DELAY,
     CONF_ON_CHECKS,
-    CONF_PRESENCE,
-    CONF_PROMPT_MODE,
     CONF_RULE_NAME,
     CONF_TIMEOUT,
     CONF_URL,
     CONF_VERIFY_SSL,
-    CONF_WINDOW_FRAMES,
-    DEFAULT_CHANGE_THRESHOLD,
-    DEFAULT_CHECK_INTERVAL,
     DEFAULT_COOLDOWN,
-    DEFAULT_FPS,
-    DEFAULT_HEARTBEAT,
-    DEFAULT_HOLD_TIME,
     DEFAULT_OFF_DELAY,
     DEFAULT_ON_CHECKS,
     DEFAULT_TIMEOUT,
-    DEFAULT_WINDOW_FRAMES,
     DOMAIN,
     EVENT_MILOCO,
     MODE_EVENT,
-    PROMPT_COMBINED,
     SUBENTRY_CAMERA,
     SUBENTRY_RULE,
 )
-from custom_components.miloco.engine.frames import DEFAULT_DETAIL
-from custom_components.miloco.engine.labels import ACTIVITIES, GESTURES
 from custom_components.miloco.watcher import CameraWatcher
 
 # The rules every benchmark camera may carry, in order: the first R of them. Only the first two can come
@@ -94,21 +73,7 @@ def _stage_modules() -> list[ModuleType]:
 
 def camera_data(entity_id: str) -> dict[str, Any]:
     """Return a camera subentry with the camera flow's defaults: every label, presence, medium detail."""
-    return {
-        CONF_CAMERA: entity_id,
-        CONF_GESTURES: [label.key for label in GESTURES],
-        CONF_ACTIVITIES: [label.key for label in ACTIVITIES],
-        CONF_PRESENCE: True,
-        CONF_CAPTURE_MODE: CAPTURE_SNAPSHOT,
-        CONF_FPS: DEFAULT_FPS,
-        CONF_WINDOW_FRAMES: DEFAULT_WINDOW_FRAMES,
-        CONF_CHECK_INTERVAL: DEFAULT_CHECK_INTERVAL,
-        CONF_DETAIL: DEFAULT_DETAIL,
-        CONF_CHANGE_THRESHOLD: DEFAULT_CHANGE_THRESHOLD,
-        CONF_HEARTBEAT: DEFAULT_HEARTBEAT,
-        CONF_HOLD_TIME: DEFAULT_HOLD_TIME,
-        CONF_PROMPT_MODE: PROMPT_COMBINED,
-    }
+    return {**CAMERA_DEFAULTS, CONF_CAMERA: entity_id}
 
 
 def rule_data(index: int, entity_id: str) -> dict[str, Any]:

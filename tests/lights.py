@@ -6,14 +6,8 @@ from typing import Any
 
 from homeassistant.components.light import ColorMode, LightEntity
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.entity_platform import AddEntitiesCallback
-from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import (
-    MockModule,
-    MockPlatform,
-    mock_integration,
-    mock_platform,
-)
+
+from .platforms import async_add_test_entities
 
 
 class SwitchableLight(LightEntity):
@@ -42,18 +36,6 @@ class SwitchableLight(LightEntity):
         self.async_write_ha_state()
 
 
-async def async_add_lights(hass: HomeAssistant, *lights: SwitchableLight) -> None:
+async def async_add_lights(hass: HomeAssistant, *entities: SwitchableLight) -> None:
     """Register the lights as entities of a test integration."""
-
-    async def async_setup_platform(
-        hass: HomeAssistant,
-        config: object,
-        async_add_entities: AddEntitiesCallback,
-        discovery_info: object = None,
-    ) -> None:
-        async_add_entities(lights)
-
-    mock_integration(hass, MockModule("test_lights"))
-    mock_platform(hass, "test_lights.light", MockPlatform(async_setup_platform=async_setup_platform))
-    assert await async_setup_component(hass, "light", {"light": [{"platform": "test_lights"}]})
-    await hass.async_block_till_done()
+    await async_add_test_entities(hass, "light", "test_lights", entities)

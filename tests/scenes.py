@@ -9,15 +9,9 @@ import math
 from homeassistant.components.camera import Camera, CameraEntityFeature
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers.entity_platform import AddEntitiesCallback
-from homeassistant.setup import async_setup_component
 from PIL import Image, ImageDraw
-from pytest_homeassistant_custom_component.common import (
-    MockModule,
-    MockPlatform,
-    mock_integration,
-    mock_platform,
-)
+
+from .platforms import async_add_test_entities
 
 WIDTH, HEIGHT = 320, 180
 
@@ -92,18 +86,6 @@ class SceneCamera(Camera):
         return self._stream_source
 
 
-async def async_add_cameras(hass: HomeAssistant, *cameras: SceneCamera) -> None:
+async def async_add_cameras(hass: HomeAssistant, *entities: SceneCamera) -> None:
     """Register the cameras as entities of a test integration."""
-
-    async def async_setup_platform(
-        hass: HomeAssistant,
-        config: object,
-        async_add_entities: AddEntitiesCallback,
-        discovery_info: object = None,
-    ) -> None:
-        async_add_entities(cameras)
-
-    mock_integration(hass, MockModule("test_scenes"))
-    mock_platform(hass, "test_scenes.camera", MockPlatform(async_setup_platform=async_setup_platform))
-    assert await async_setup_component(hass, "camera", {"camera": [{"platform": "test_scenes"}]})
-    await hass.async_block_till_done()
+    await async_add_test_entities(hass, "camera", "test_scenes", entities)

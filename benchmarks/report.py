@@ -205,22 +205,17 @@ def _misses(results: dict[str, Any]) -> list[str]:
             f"{_fmt(request.get('p50'), 1)} / p95 {_fmt(request.get('p95'), 1)} ms; reply parsing "
             f"{_fmt(stages.get('parse', {}).get('p50'), 2)} ms. The event loop itself is not the cost: its "
             f"thread used {_fmt(big.get('loop_thread_cpu_share', 0) * 100, 0)}% of a core.",
-            "- Why: `prepare_window` costs about 15–20 ms of CPU per check on this machine even alone "
-            "(decoding the frames at a reduced size, `engine/frames.py:182-183`, and resizing them with "
-            "bicubic resampling, `engine/frames.py:188`, are most of it: about 1.2 ms and 2.8 ms for each "
-            "of the two 504×280 end frames). At scale the checks of all cameras start "
-            "at the same instant: every watcher starts in the same loop iteration "
-            "(`__init__.py` `async_setup_entry` → `watcher.py` `async_start`), captures on the same 500 ms grid "
-            "and checks on the same 2 s grid, so 32 preparations land on the executor together and queue "
-            "behind each other on 2 cores.",
-            "- What would close it: (1) stagger the cameras: start each watcher's capture clock at an offset "
-            "of index/K of the frame period and its first check at an offset of index/K of the check interval "
-            "(`watcher.py:188` `next_frame` in `_async_loop`, and `_next_check`, `watcher.py:103`), so that checks arrive evenly; "
-            "(2) cap the integration's CPU jobs at the number of cores (an `asyncio.Semaphore` around the "
-            "executor calls in `engine/check.py` / `watcher.py`, or a small executor of its own), so a burst "
-            "queues in order instead of time-slicing 32 threads; (3) make a check cheaper: bilinear instead of "
-            "bicubic for downscaling (about a third less resize time), or PyTurboJPEG's scaled decode, which "
-            "Home Assistant's camera integration already ships.",
+            "- Why: the cameras' work is already spread (each watcher's clocks start at index/K of the period) "
+            "and capped at one image job per core (`engine/check.py`), so what is left is the work itself and "
+            "the queue it forms: `prepare_window` costs 15–20 ms of CPU per check even alone (decoding at a "
+            "reduced size and bicubic resizing in `engine/frames.py` `decode`), and 32 cameras checking every "
+            "2 s ask 2 cores for about a third of their time, so a check often waits for the one before it.",
+            "- What would close it: (1) prepare each frame once, when it is captured, instead of again at every "
+            "check whose window it falls in (windows of 6 frames every 2 s at 2 fps overlap by 2 frames), and "
+            "decode it once for both the thumbnail and the window; (2) cheaper resizing: bilinear instead of "
+            "bicubic (about a third less resize time), or PyTurboJPEG's scaled decode, which Home Assistant's "
+            "camera integration already ships; (3) on a small machine with many cameras, a lower detail or a "
+            "longer check interval.",
             "",
         ]
     if "loop_lag_under_10ms" in missed:
@@ -232,15 +227,9 @@ def _misses(results: dict[str, Any]) -> list[str]:
             f"(idle Home Assistant in the same run: p99 {_fmt(idle.get('loop_lag_ms', {}).get('p99'), 1)} ms).",
             "",
             f"- Why: not work on the loop (its thread was busy {_fmt(big.get('loop_thread_cpu_share', 0) * 100, 0)}% "
-            "of the time) but starvation: during the synchronised bursts above, dozens of executor threads "
-            "are runnable at once on 2 cores and the loop thread waits for a CPU and for the GIL. The largest "
-            "piece of work the loop does itself is the gate's comparison, `watcher.py:220` → "
-            "`engine/gate.py:142,144` `ChangeGate.observe` → `change_score` (`gate.py:99`) → `_normalised` (`gate.py:106-111`: "
-            "`Image.frombytes`, `ImageStat`, a 256-entry `point` table built in Python), about 0.4 ms per frame, "
-            "run on the loop from `watcher.py` `_async_capture`.",
-            "- What would close it: the same staggering and CPU-job cap as above (they remove the bursts); "
-            "and move `observe` into the executor job that already makes the thumbnail (`watcher.py` "
-            "`_async_capture`), or cache each thumb's normalised image so each comparison normalises once.",
+            "of the time) but contention: executor threads doing image work hold the GIL in Pillow's "
+            "Python-level parts while the loop waits for it.",
+            "- What would close it: less image work per check (see above).",
             "",
         ]
     if "memory_flat" in missed:
@@ -268,24 +257,19 @@ def _findings(results: dict[str, Any]) -> list[str]:
     lines = ["## Other findings", ""]
     if ours and reference:
         lines.append(
-            f"- **A still frame postpones the next check by a whole interval.** In the gesture scene ours reports "
-            f"a raised card {_fmt(ours['latency_minus_model_ms']['p50'])} ms (p50) after its first frame, model "
-            f"time excluded, against {_fmt(reference['latency_minus_model_ms']['p50'])} ms for the reference, "
-            "although its gate sees the change on that very frame: when the gate finds the scene unchanged, "
-            "`watcher.py:237` (`_maybe_start_check`) sets `_next_check = now + check_interval_s`, so a change "
-            "that comes just after a still frame waits up to 2 s. Only a check that ran needs to hold the next "
-            "one back: on a still frame, refresh the states (`_scene_unchanged`) without moving `_next_check` "
-            "(or rate-limit only that refresh), and the check starts on the first changed frame; requests per "
-            "hour stay about the same (checks remain at least one interval apart)."
+            f"- **Gestures reach Home Assistant sooner than with the reference**: ours reports a raised card "
+            f"{_fmt(ours['latency_minus_model_ms']['p50'])} ms (p50) after its first frame, model time excluded, "
+            f"against {_fmt(reference['latency_minus_model_ms']['p50'])} ms for the reference: the gate looks at "
+            "every frame once a check is due, so the first changed frame is checked at once."
         )
     if static.get("ours") and static.get("reference"):
         lines.append(
             f"- **A static room costs ours more CPU than the reference** "
             f"({_fmt(static['ours']['cpu_s_per_camera_hour_net'], 1)} against "
             f"{_fmt(static['reference']['cpu_s_per_camera_hour_net'], 1)} CPU s per camera-hour net of idle): ours "
-            "decodes a thumbnail of every frame (2 fps, `engine/gate.py` `thumbnail`, in the executor) and "
-            "compares it on the event loop (`ChangeGate.observe`), where the reference hashes two frames every "
-            "2 s. It is small (about half a percent of a core per camera) and buys the detection of motion "
+            "decodes and normalises a thumbnail of every frame (2 fps, `engine/gate.py` `thumbnail`, in the "
+            "executor) and compares it on the event loop (`ChangeGate.observe`), where the reference hashes "
+            "two frames every 2 s. It is small (about half a percent of a core per camera) and buys the detection of motion "
             "between checks."
         )
     busy = results["matrix"].get("busy", {}).get("ours")

@@ -7,7 +7,6 @@ from typing import Any
 
 from homeassistant.components.camera import CameraEntityFeature
 from homeassistant.const import ATTR_SUPPORTED_FEATURES
-from homeassistant.core import split_entity_id
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
     BooleanSelector,
@@ -22,6 +21,7 @@ from homeassistant.helpers.selector import (
 )
 import voluptuous as vol
 
+from .capture import camera_exists
 from .const import (
     CAPTURE_SNAPSHOT,
     CAPTURE_STREAM,
@@ -196,7 +196,7 @@ class CameraSubentryFlow(FormSubentryFlow):
         """Return errors about the chosen entities and what to detect."""
         camera_id = data[CONF_CAMERA]
         state = self.hass.states.get(camera_id)
-        if state is None or split_entity_id(camera_id)[0] != "camera":
+        if state is None or not camera_exists(self.hass, camera_id):
             return {CONF_CAMERA: "camera_not_found"}
         this = self._get_reconfigure_subentry().subentry_id if self.reconfiguring else None
         for subentry in self._get_entry().subentries.values():

@@ -9,7 +9,7 @@ import time
 from typing import Final, Protocol
 
 from homeassistant.components import camera
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, split_entity_id
 from homeassistant.exceptions import HomeAssistantError
 
 from .camera_config import CameraConfig
@@ -39,6 +39,11 @@ class FrameSource(Protocol):
 
     async def async_stop(self) -> None:
         """Release everything the source holds; safe to call more than once."""
+
+
+def camera_exists(hass: HomeAssistant, entity_id: str) -> bool:
+    """Return True when the entity id names a camera entity that Home Assistant has."""
+    return split_entity_id(entity_id)[0] == "camera" and hass.states.get(entity_id) is not None
 
 
 def create_source(hass: HomeAssistant, config: CameraConfig) -> FrameSource:

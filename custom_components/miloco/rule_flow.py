@@ -7,7 +7,6 @@ from types import MappingProxyType
 from typing import Any
 
 from homeassistant.config_entries import ConfigSubentry
-from homeassistant.core import split_entity_id
 from homeassistant.data_entry_flow import section
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.selector import (
@@ -28,6 +27,7 @@ from homeassistant.helpers.selector import (
 import voluptuous as vol
 
 from .camera_flow import DEFAULTS as CAMERA_DEFAULTS
+from .capture import camera_exists
 from .const import (
     CONF_ACTION,
     CONF_CAMERA,
@@ -160,10 +160,7 @@ class RuleSubentryFlow(FormSubentryFlow):
         cameras = data[CONF_CAMERAS]
         if not cameras:
             errors[CONF_CAMERAS] = "no_camera"
-        elif any(
-            self.hass.states.get(camera) is None or split_entity_id(camera)[0] != "camera"
-            for camera in cameras
-        ):
+        elif not all(camera_exists(self.hass, camera) for camera in cameras):
             errors[CONF_CAMERAS] = "camera_not_found"
         if not (
             0 <= data[CONF_COOLDOWN] <= MAX_COOLDOWN

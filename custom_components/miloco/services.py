@@ -7,11 +7,12 @@ from typing import Any, Final
 
 from homeassistant.components import camera
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse, split_entity_id
+from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 import voluptuous as vol
 
+from .capture import camera_exists
 from .const import DOMAIN, SNAPSHOT_TIMEOUT
 from .engine.backends.base import VisionBackend, VisionRequest
 from .engine.backends.errors import BackendError
@@ -138,7 +139,7 @@ async def _async_evaluate_rule(hass: HomeAssistant, call: ServiceCall) -> Servic
 
 def _require_camera(hass: HomeAssistant, camera_id: str) -> None:
     """Raise ServiceValidationError unless the camera entity exists."""
-    if split_entity_id(camera_id)[0] != "camera" or hass.states.get(camera_id) is None:
+    if not camera_exists(hass, camera_id):
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="camera_not_found",

@@ -24,6 +24,7 @@ from .engine.backends.errors import BackendError, BadReply
 from .engine.check import ask
 from .engine.frames import FrameDecodeError
 from .engine.gate import ChangeGate, GateDecision, Thumb, thumbnail
+from .engine.labels import PRESENCE
 from .engine.parse import ReplyParseError
 from .engine.prompt import (
     CheckSpec,
@@ -39,7 +40,7 @@ from .listeners import Listeners
 type GestureListener = Callable[[str], None]
 type CheckListener = Callable[[Observation, float], None]
 type RuleProvider = Callable[[], tuple[RuleSpec, ...]]
-PRESENCE_KEY = "person"
+PRESENCE_KEY = PRESENCE.key
 
 
 @dataclass(slots=True)
@@ -92,7 +93,7 @@ class CameraWatcher:
         self._base_spec = config.check_spec()
         self._rule_provider: RuleProvider = tuple
         # Enough room for the window plus a little slack; the buffer never grows past it.
-        self._window = FrameWindow(capacity=config.window_frames * 2 + 2)
+        self._window = FrameWindow.for_checks_of(config.window_frames)
         self._gate = ChangeGate(config.change_threshold)
         self._source = create_source(hass, config)
         self._decision: GateDecision | None = None
@@ -162,6 +163,7 @@ class CameraWatcher:
         newest = self._window.newest
         if newest is None:
             return []
+        # The window ends at the newest frame, which a stream decoded a little before now.
         return self._window.select(self.config.window_frames, self.config.window_s, newest.timestamp)
 
     @callback
@@ -264,8 +266,7 @@ class CameraWatcher:
         self._busy_counted = False
         self._next_check = self._next_skip_count = now + self.config.check_interval_s
         self._last_check_at = now
-        # The window ends at the newest frame, which a stream decoded a little before now.
-        frames = self._window.select(self.config.window_frames, self.config.window_s, newest.timestamp)
+        frames = self.recent_frames()
         self._check_task = self.entry.async_create_background_task(
             self.hass, self._async_check(spec, frames), f"miloco check {self.config.camera_entity_id}"
         )

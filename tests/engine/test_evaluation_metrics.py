@@ -15,6 +15,7 @@ from custom_components.miloco.engine.evaluation.metrics import (
     scores,
 )
 from custom_components.miloco.engine.evaluation.settings import Setting, parse_setting
+from custom_components.miloco.engine.window import FrameWindow
 
 
 def test_confusions_count_every_clip_once_per_class() -> None:
@@ -62,7 +63,7 @@ def test_percentile_interpolates_between_ranks() -> None:
 def test_setting_defaults_are_the_integrations() -> None:
     assert parse_setting("") == Setting()
     assert Setting().describe() == "mode=combined,frames=6,detail=medium,thinking=off"
-    assert (Setting().budget, Setting().capacity) == (512, 14)
+    assert (Setting().budget, FrameWindow.for_checks_of(Setting().frames).capacity) == (512, 14)
 
 
 def test_setting_syntax() -> None:

@@ -27,6 +27,11 @@ class FrameWindow:
             raise ValueError(f"capacity must be at least 1, not {capacity}")
         self._frames: deque[Frame] = deque(maxlen=capacity)
 
+    @classmethod
+    def for_checks_of(cls, frames_per_check: int) -> FrameWindow:
+        """Return a window sized for checks of `frames_per_check` frames, with slack for the frames between them."""
+        return cls(capacity=frames_per_check * 2 + 2)
+
     @property
     def capacity(self) -> int:
         """Return the most frames the window holds."""

@@ -13,7 +13,7 @@ from .settings import MODE_PER_CONDITION, Setting
 
 def select_window(frames: Sequence[Frame], setting: Setting, fps: float) -> list[Frame]:
     """Return the frames a check at the newest frame would use: the watcher's buffer and selection."""
-    window = FrameWindow(capacity=setting.capacity)
+    window = FrameWindow.for_checks_of(setting.frames)
     for frame in frames:
         window.add(frame)
     newest = window.newest

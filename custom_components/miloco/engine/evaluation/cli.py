@@ -12,7 +12,7 @@ from pathlib import Path
 import sys
 from typing import Any, Final, NoReturn
 
-from ..window import Frame
+from ..window import Frame, FrameWindow
 from .clips import ACTIVITY_KEYS, DEFAULT_FPS, GESTURE_KEYS, ClipSet, load_clip_set
 from .connect import BackendOptions, EmbeddedOptions, RemoteOptions, check_options, open_backend
 from .convert import convert
@@ -138,7 +138,9 @@ def _run(args: argparse.Namespace) -> int:
     check_options(options)
     clip_set = load_clip_set(args.clip_set)
     # Every frame is read and checked before the backend starts: a bad clip fails fast, not after an hour.
-    footage = load_footage(clip_set.clips, max(setting.capacity for setting in settings))
+    footage = load_footage(
+        clip_set.clips, max(FrameWindow.for_checks_of(setting.frames).capacity for setting in settings)
+    )
     check_budgets(clip_set.clips, footage, settings)
     runs, backend_facts = asyncio.run(
         _evaluate(

@@ -48,11 +48,6 @@ class Setting:
         size = self.detail if self.detail is not None else f"{self.budget} tok"
         return f"{self.mode} · {self.frames} fr · {size}{' · think' if self.thinking else ''}"
 
-    @property
-    def capacity(self) -> int:
-        """Return the frames the watcher's ring buffer holds for this window size."""
-        return self.frames * 2 + 2
-
     def describe(self) -> str:
         """Return the setting in --setting syntax, every value spelled out."""
         size = f"detail={self.detail}" if self.detail is not None else f"budget={self.budget}"

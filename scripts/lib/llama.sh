@@ -60,9 +60,19 @@ _build_llama_wheel() {
 # install_llama_into_venv VENV WHEEL: install the wheel and its dependencies into VENV without moving any
 # package that VENV already pins (Home Assistant's numpy, jinja2, typing-extensions...).
 install_llama_into_venv() {
+  local venv="$1" wheel="$2"
+  [[ -f "$(_llama_marker "$venv" "$wheel")" ]] && return 0
+  # Two scripts at once (a suite and scripts/develop, or two checkouts) would each pip-install into the
+  # same venv and trip over each other's half-written files.
+  with_lock "llama-install-$(basename "$venv")" _install_llama_into_venv "$venv" "$wheel"
+}
+
+_llama_marker() { printf '%s\n' "$1/.miloco-llama-$(sha256sum "$2" | cut -c1-12)"; }
+
+_install_llama_into_venv() {
   local venv="$1" wheel="$2" marker constraints
-  marker="$venv/.miloco-llama-$(sha256sum "$wheel" | cut -c1-12)"
-  [[ -f "$marker" ]] && return 0
+  marker="$(_llama_marker "$venv" "$wheel")"
+  [[ -f "$marker" ]] && return 0 # another process installed it while we waited for the lock
   log "installing $(basename "$wheel") into $venv"
   constraints="$venv/.miloco-constraints.txt"
   # Everything installed now becomes a constraint (pip list prints name==version even for direct URLs).

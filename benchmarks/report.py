@@ -490,9 +490,9 @@ def _scaling(results: dict[str, Any]) -> list[str]:
         f"{_fmt(failover['killed_after_s'], 1)} s into the run, while it served "
         f"{failover['in_flight_at_killed_server']} request): {failover['checks_lost']} checks lost "
         f"(goal: no more than the {failover['in_flight_at_killed_server']} in flight at the killed server); "
-        f"the {failover['checks_in_flight']} checks in flight at that moment "
-        f"({failover['in_flight_checks_answered']} answered) all had their answer "
-        f"{_fmt(failover['failover_s'], 2)} s after the kill; the router marked the server down after "
+        f"of the {failover['checks_in_flight']} checks in flight at that moment, "
+        f"{failover['in_flight_checks_answered']} were answered, the last "
+        f"{_fmt(failover['failover_s'], 2)} s after the kill (the failover time); the router marked the server down after "
         f"{_fmt(failover['router_marked_down_s'], 2)} s. Checks per second: "
         f"{_fmt(failover['checks_per_s_before'], 2)} before, {_fmt(failover['checks_per_s_after'], 2)} after "
         f"(requests per server: {' / '.join(str(count) for count in failover['requests_per_server'])}).",

@@ -88,9 +88,7 @@ async def async_scaling(
         binary = haproxy_binary()
     except RuntimeError as err:
         return {"skipped": str(err)}
-    version = subprocess.run(  # noqa: S603 - Debian's haproxy
-        [binary, "-v"], capture_output=True, text=True, check=False
-    ).stdout.splitlines()[0]
+    version = await hass.async_add_executor_job(_haproxy_version, binary)
     bench = _Bench(hass, list(cameras[: plan.cameras]), scene, plan, start_server)
     rows = []
     for servers in plan.servers:
@@ -248,6 +246,14 @@ class _Bench:
                 return time.monotonic()
             await asyncio.sleep(POLL_S)
         return None
+
+
+def _haproxy_version(binary: str) -> str:
+    """Return "HAProxy 2.6.12-1+deb12u4" from the banner of `haproxy -v`."""
+    banner = subprocess.run(  # noqa: S603 - Debian's haproxy
+        [binary, "-v"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    return f"HAProxy {banner[2]}" if len(banner) > 2 else "HAProxy"
 
 
 def _prerender(scene: Scene, offsets: list[float], seconds: float) -> None:

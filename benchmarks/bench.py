@@ -692,7 +692,10 @@ async def async_run(settings: Settings, *, progress: Callable[[str], None] = pri
     machine = machine_info()
     loop = asyncio.get_running_loop()
     needed = tuple(
-        sorted({group.scenario for phase in plan.phases for group in phase.groups} | ({"busy"} if plan.scaling else set()))
+        sorted(
+            {group.scenario for phase in plan.phases for group in phase.groups}
+            | ({"busy"} if plan.scaling else set())
+        )
     )
     scenes = build_scenes(needed)
     server = ModelServer(settings.cost, settings.server_slots)
@@ -714,7 +717,12 @@ async def async_run(settings: Settings, *, progress: Callable[[str], None] = pri
                     scaling: dict[str, Any] = {"skipped": "not in this run"}
                     if plan.scaling is not None:
                         scaling = await async_scaling(
-                            hass, cameras, scenes["busy"], plan.scaling, ModelServer, progress
+                            hass,
+                            cameras,
+                            scenes["busy"],
+                            plan.scaling,
+                            start_server=ModelServer,
+                            progress=progress,
                         )
                 finally:
                     await hass.async_stop(force=True)

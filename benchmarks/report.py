@@ -473,18 +473,25 @@ def _scaling(results: dict[str, Any]) -> list[str]:
         '"requests at once" is the router\'s total (one per server). '
         f"{plan['duration_s']:g} s measured per row after a {plan['warmup_s']:g} s warm-up.",
         "",
-        "| servers | checks / s | per server, ÷ 1 server | skipped busy / s | failed | servers busy "
-        "| requests per server |",
-        "|---|---|---|---|---|---|---|",
+        "| servers | checks / s | per server, ÷ 1 server | s between a camera's checks | skipped busy / s "
+        "| failed | check p50 s | servers busy | requests per server |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {row['servers']} | {_fmt(row['checks_per_s'], 2)} | {_fmt(row['speedup_per_server'], 2)} "
-        f"| {_fmt(row['skipped_busy_per_s'], 2)} | {row['failures']} | {_fmt(row['utilisation'] * 100, 0)}% "
+        f"| {_fmt(row['seconds_between_checks'], 1)} | {_fmt(row['skipped_busy_per_s'], 2)} | {row['failures']} "
+        f"| {_fmt(row['check_s_p50'], 2)} | {_fmt(row['utilisation'] * 100, 0)}% "
         f"| {' / '.join(str(count) for count in row['requests_per_server'])} |"
         for row in scaling["rows"]
     ]
     failover = scaling["failover"]
     lines += [
+        "",
+        '"skipped busy": due checks that found every slot taken, counted once each; such a check stays due and '
+        "runs at the next free slot, with newer frames, so a camera's checks simply come further apart. "
+        '"servers busy": served checks × service time ÷ (servers × window). A check holds its slot from the '
+        "moment its frames are chosen (preparing them, the request, the reply) to its answer, so each server "
+        "idles while the next check prepares its frames: the gap between the check's time and the service time.",
         "",
         f"**Failover** ({failover['servers']} servers; the first killed with SIGKILL "
         f"{_fmt(failover['killed_after_s'], 1)} s into the run, while it served "
@@ -495,7 +502,9 @@ def _scaling(results: dict[str, Any]) -> list[str]:
         f"{_fmt(failover['failover_s'], 2)} s after the kill (the failover time); the router marked the server down after "
         f"{_fmt(failover['router_marked_down_s'], 2)} s. Checks per second: "
         f"{_fmt(failover['checks_per_s_before'], 2)} before, {_fmt(failover['checks_per_s_after'], 2)} after "
-        f"(requests per server: {' / '.join(str(count) for count in failover['requests_per_server'])}).",
+        f"(requests per server: {' / '.join(str(count) for count in failover['requests_per_server'])}). "
+        "After the kill the entry still allows two requests at once for one slot: the second waits in the "
+        "router's queue, so the survivor never idles, and checks wait longer.",
         "",
         "A request the dead server held is retried by the router on the other server (it holds the whole "
         "request: `tune.bufsize`, `retry-on empty-response`), so the check in flight there is answered late, "

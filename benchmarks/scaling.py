@@ -18,16 +18,16 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 import contextlib
 from dataclasses import asdict, dataclass
+from pathlib import Path
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Final, Protocol
 
 from homeassistant.core import HomeAssistant
 
 from benchmarks.costmodel import CostModel
-from benchmarks.meter import Meter
+from benchmarks.meter import Meter, percentile
 from benchmarks.ours import Ours, WatcherCounters
 from benchmarks.scenes import BenchCamera, Scene, camera_entity_id
 from custom_components.miloco.const import DEFAULT_CHECK_INTERVAL
@@ -80,6 +80,7 @@ async def async_scaling(
     cameras: Sequence[BenchCamera],
     scene: Scene,
     plan: ScalingPlan,
+    *,
     start_server: Callable[[CostModel, int], SimServer],
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
@@ -92,7 +93,9 @@ async def async_scaling(
     bench = _Bench(hass, list(cameras[: plan.cameras]), scene, plan, start_server)
     rows = []
     for servers in plan.servers:
-        progress(f"scaling: {plan.cameras} cameras, {servers} server(s) behind HAProxy, {plan.duration_s:g} s")
+        progress(
+            f"scaling: {plan.cameras} cameras, {servers} server(s) behind HAProxy, {plan.duration_s:g} s"
+        )
         rows.append(await bench.throughput(servers))
     base = rows[0]["checks_per_s"] / rows[0]["servers"] if rows and rows[0]["checks_per_s"] else None
     for row in rows:
@@ -129,14 +132,19 @@ class _Bench:
 
     async def throughput(self, count: int) -> dict[str, Any]:
         """Serve the cameras with `count` servers; return checks and skips per second."""
-        async with self._deployment(count) as (_servers, router), self._watching(router, count) as (ours, _m):
+        async with (
+            self._deployment(count) as (_servers, router),
+            self._watching(router, count) as (ours, meter),
+        ):
             await asyncio.sleep(self.plan.warmup_s)
             before, served_before = ours.counters(), await self._served(router)
             started = time.monotonic()
             await asyncio.sleep(self.plan.duration_s)
-            seconds = time.monotonic() - started
+            ended = time.monotonic()
             after, served_after = ours.counters(), await self._served(router)
+        seconds = ended - started
         delta = _delta(before, after)
+        walls = [check.ended - check.started for check in meter.checks if started <= check.started < ended]
         return {
             "servers": count,
             "max_concurrent": count,
@@ -148,12 +156,21 @@ class _Bench:
             "failures": delta.failures,
             # The share of the servers' time spent serving: 1.0 would be every slot busy all the time.
             "utilisation": round(delta.checks * self.plan.service_s / seconds / count, 3),
+            # A camera's checks come this far apart on average (every camera is due every 2 s).
+            "seconds_between_checks": round(len(self.cameras) * seconds / delta.checks, 2)
+            if delta.checks
+            else None,
+            # From frames chosen to answer applied: the slot is held all along, the server busy for service_s.
+            "check_s_p50": _round(percentile(walls, 50), 3),
             "requests_per_server": [served_after[name] - served_before.get(name, 0) for name in served_after],
         }
 
     async def failover(self, count: int) -> dict[str, Any]:
         """Kill the first of `count` servers while it serves a request; return what it cost."""
-        async with self._deployment(count) as (servers, router), self._watching(router, count) as (ours, meter):
+        async with (
+            self._deployment(count) as (servers, router),
+            self._watching(router, count) as (ours, meter),
+        ):
             await asyncio.sleep(self.plan.warmup_s)
             window_start, before = time.monotonic(), ours.counters()
             await asyncio.sleep(self.plan.before_kill_s)
@@ -209,7 +226,9 @@ class _Bench:
     async def _watching(self, router: HAProxyRouter, count: int) -> AsyncIterator[tuple[Ours, Meter]]:
         """Show the busy room on the cameras and run an entry on the router allowing `count` at once."""
         meter = Meter(self.cost)
-        shown_s = self.plan.warmup_s + max(self.plan.duration_s, self.plan.before_kill_s + self.plan.after_kill_s)
+        shown_s = self.plan.warmup_s + max(
+            self.plan.duration_s, self.plan.before_kill_s + self.plan.after_kill_s
+        )
         offsets = [(index * OFFSET_STEP_S) % self.scene.period_s for index in range(len(self.cameras))]
         await self.hass.async_add_executor_job(_prerender, self.scene, offsets, shown_s + 10)
         for camera, offset in zip(self.cameras, offsets, strict=True):
@@ -246,6 +265,10 @@ class _Bench:
                 return time.monotonic()
             await asyncio.sleep(POLL_S)
         return None
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _haproxy_version(binary: str) -> str:

@@ -80,7 +80,9 @@ def haproxy_config(
         f"    default-server check inter {check_interval_ms}ms fall 2 rise 2 maxconn {slots_per_server} "
         "observe layer4 error-limit 1 on-error mark-down",
     ]
-    lines += [f"    server gpu{index} {host}:{server_port}" for index, (host, server_port) in enumerate(servers, 1)]
+    lines += [
+        f"    server gpu{index} {host}:{server_port}" for index, (host, server_port) in enumerate(servers, 1)
+    ]
     lines += [
         "",
         "listen stats",
@@ -136,12 +138,12 @@ class HAProxyRouter:
 
     def start(self, timeout_s: float = 15.0) -> None:
         """Check the configuration, start haproxy and wait until its stats page answers."""
-        subprocess.run(  # noqa: S603 - Debian's haproxy, our own configuration
+        subprocess.run(
             [self.binary, "-c", "-q", "-f", str(self.config_path)], check=True, capture_output=True
         )
         with self.log_path.open("ab") as log:
             # -db: stay in the foreground, so that this object owns the process and stop() ends it.
-            self._process = subprocess.Popen(  # noqa: S603
+            self._process = subprocess.Popen(
                 [self.binary, "-db", "-f", str(self.config_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -175,11 +177,13 @@ class HAProxyRouter:
     def stats(self) -> dict[str, dict[str, str]]:
         """Return the stats page's rows for the backend's servers, by server name (gpu1, gpu2, …)."""
         url = f"http://127.0.0.1:{self.stats_port}/stats;csv"
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback, our own router
+        with urllib.request.urlopen(url, timeout=2) as response:
             text = response.read().decode("utf-8")
         rows = csv.DictReader(io.StringIO(text.removeprefix("# ")))
         return {
-            row["svname"]: row for row in rows if row["pxname"] == "model_servers" and row["svname"].startswith("gpu")
+            row["svname"]: row
+            for row in rows
+            if row["pxname"] == "model_servers" and row["svname"].startswith("gpu")
         }
 
     def log_tail(self, chars: int = 2000) -> str:

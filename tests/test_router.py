@@ -92,8 +92,10 @@ async def test_checks_spread_over_the_servers_and_go_on_when_one_dies(
 
     # Checks go on through the second server alone.
     await wait_for(
-        lambda: sum(watcher.stats.checks for watcher in watchers) >= checks_before + 6
-        and len(second.chat_requests) >= answered_by_second + 6,
+        lambda: (
+            sum(watcher.stats.checks for watcher in watchers) >= checks_before + 6
+            and len(second.chat_requests) >= answered_by_second + 6
+        ),
         within=30,
     )
     assert len(first.chat_requests) == served_by_first

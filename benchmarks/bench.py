@@ -714,7 +714,7 @@ async def async_run(settings: Settings, *, progress: Callable[[str], None] = pri
                     ctx = Context(hass, cameras, scenes, server, settings)
                     phases = await _run_phases(ctx, plan, progress)
                     server_totals = await _server_totals(hass, server.url)
-                    scaling: dict[str, Any] = {"skipped": "not in this run"}
+                    scaling: dict[str, Any] | None = None
                     if plan.scaling is not None:
                         scaling = await async_scaling(
                             hass,

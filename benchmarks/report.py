@@ -462,10 +462,17 @@ def _scaling(results: dict[str, Any]) -> list[str]:
     scaling = results.get("scaling")
     if not scaling:
         return []
-    lines = ["## Past one server: 1, 2 and 4 servers behind a router (HAProxy)", ""]
     if "skipped" in scaling:
-        return [*lines, f"Skipped: {scaling['skipped']}.", ""]
+        return [
+            "## Past one server: several servers behind a router",
+            "",
+            f"Skipped: {scaling['skipped']}.",
+            "",
+        ]
     plan = scaling["plan"]
+    counts = [str(count) for count in plan["servers"]]
+    listed = f"{', '.join(counts[:-1])} and {counts[-1]}" if len(counts) > 1 else counts[0]
+    lines = [f"## Past one server: {listed} servers behind a router", ""]
     lines += [
         f"{plan['cameras']} cameras (busy room, a check due every 2 s: {_fmt(scaling['offered_checks_per_s'], 1)} "
         f"checks/s offered) on one entry pointed at {scaling['router']}, which balances by least connections "

@@ -51,6 +51,7 @@ from benchmarks.costmodel import CostModel
 from benchmarks.llama_compare import async_compare
 from benchmarks.meter import GcPauses, LagTicker, Meter, ResourceSampler, percentile, slope_per_minute
 from benchmarks.ours import RULE_CONDITIONS, RULE_KINDS, Ours
+from benchmarks.scaling import ScalingPlan, async_scaling
 from benchmarks.scenes import (
     SCENARIOS,
     BenchCamera,
@@ -136,6 +137,8 @@ class Plan:
     # Run the phases at the same time on separate cameras (a smoke test's shortcut: counts stay per
     # policy, but CPU, lag and memory are then the sum of all of them).
     concurrent: bool = False
+    # Past one server: 1, 2 and 4 one-slot servers behind HAProxy, and a failover (benchmarks/scaling.py).
+    scaling: ScalingPlan | None = None
 
 
 @dataclass(slots=True)
@@ -192,7 +195,7 @@ def default_plan(warmup_s: float = 3.0, duration_s: float = 16.0, target_s: floa
             tracemalloc=True,
         )
     )
-    return Plan("default", tuple(phases), 4, 5, 32, 5, (1, 5, 10), 3)
+    return Plan("default", tuple(phases), 4, 5, 32, 5, (1, 5, 10), 3, scaling=ScalingPlan())
 
 
 def quick_plan(warmup_s: float = 3.0, duration_s: float = 5.0) -> Plan:
@@ -256,6 +259,11 @@ class ModelServer:
             self.stop()
             raise RuntimeError(f"the simulated model server did not start: {line!r}")
         self.port = int(line.split()[1])
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL), as a crash or a power cut would; stop() then only reaps it."""
+        if self._process is not None:
+            self._process.kill()
 
     def stop(self) -> None:
         """Stop the server (closing its standard input ends it)."""
@@ -683,7 +691,12 @@ async def async_run(settings: Settings, *, progress: Callable[[str], None] = pri
     started = time.monotonic()
     machine = machine_info()
     loop = asyncio.get_running_loop()
-    needed = tuple(sorted({group.scenario for phase in plan.phases for group in phase.groups}))
+    needed = tuple(
+        sorted(
+            {group.scenario for phase in plan.phases for group in phase.groups}
+            | ({"busy"} if plan.scaling else set())
+        )
+    )
     scenes = build_scenes(needed)
     server = ModelServer(settings.cost, settings.server_slots)
     await loop.run_in_executor(None, server.start)
@@ -696,10 +709,21 @@ async def async_run(settings: Settings, *, progress: Callable[[str], None] = pri
                 try:
                     sizes = [phase.cameras for phase in plan.phases]
                     count = sum(sizes) if plan.concurrent else max(sizes, default=1)
+                    count = max(count, plan.scaling.cameras if plan.scaling else 0)
                     cameras = await async_add_cameras(hass, max(count, 1))
                     ctx = Context(hass, cameras, scenes, server, settings)
                     phases = await _run_phases(ctx, plan, progress)
                     server_totals = await _server_totals(hass, server.url)
+                    scaling: dict[str, Any] | None = None
+                    if plan.scaling is not None:
+                        scaling = await async_scaling(
+                            hass,
+                            cameras,
+                            scenes["busy"],
+                            plan.scaling,
+                            start_server=ModelServer,
+                            progress=progress,
+                        )
                 finally:
                     await hass.async_stop(force=True)
     finally:
@@ -716,6 +740,7 @@ async def async_run(settings: Settings, *, progress: Callable[[str], None] = pri
             )
     results = assemble(settings, machine, phases, llama)
     results["server_totals"] = server_totals
+    results["scaling"] = scaling
     results["run_seconds"] = round(time.monotonic() - started, 1)
     return results
 
@@ -1058,6 +1083,8 @@ def parse_args(argv: Sequence[str]) -> Settings:
     if args.only:
         wanted = set(args.only.split(","))
         phases = tuple(phase for phase in phases if phase.name in wanted or phase.policy == "idle")
+        if "scaling" not in wanted:
+            plan = replace(plan, scaling=None)
     if args.profile:
         target = f"busy-ours-{plan.target_cameras}x{plan.target_rules}"
         phases = tuple(replace(phase, profile=phase.name == target) for phase in phases)

@@ -51,6 +51,7 @@ def render(results: dict[str, Any]) -> str:
     lines += _rules(results)
     lines += _scale(results)
     lines += _mixed(results)
+    lines += _scaling(results)
     lines += _memory(results)
     lines += _llama(results)
     lines += _profile(results)
@@ -451,6 +452,70 @@ def _mixed(results: dict[str, Any]) -> list[str]:
         "one back for up to 5 s after its last check. Counting as waiting only the cameras that were "
         "refused since their last service (or enforcing rounds only when every slot is taken) would keep "
         "the fairness and drop these skips.",
+        "",
+    ]
+    return lines
+
+
+def _scaling(results: dict[str, Any]) -> list[str]:
+    """Render the section past one server: throughput against servers behind HAProxy, and a failover."""
+    scaling = results.get("scaling")
+    if not scaling:
+        return []
+    if "skipped" in scaling:
+        return [
+            "## Past one server: several servers behind a router",
+            "",
+            f"Skipped: {scaling['skipped']}.",
+            "",
+        ]
+    plan = scaling["plan"]
+    counts = [str(count) for count in plan["servers"]]
+    listed = f"{', '.join(counts[:-1])} and {counts[-1]}" if len(counts) > 1 else counts[0]
+    lines = [f"## Past one server: {listed} servers behind a router", ""]
+    lines += [
+        f"{plan['cameras']} cameras (busy room, a check due every 2 s: {_fmt(scaling['offered_checks_per_s'], 1)} "
+        f"checks/s offered) on one entry pointed at {scaling['router']}, which balances by least connections "
+        f"over simulated servers that each serve ONE request at a time in {plan['service_s']:g} s. The entry's "
+        '"requests at once" is the router\'s total (one per server). '
+        f"{plan['duration_s']:g} s measured per row after a {plan['warmup_s']:g} s warm-up.",
+        "",
+        "| servers | checks / s | per server, ÷ 1 server | s between a camera's checks | skipped busy / s "
+        "| failed | check p50 s | servers busy | requests per server |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {row['servers']} | {_fmt(row['checks_per_s'], 2)} | {_fmt(row['speedup_per_server'], 2)} "
+        f"| {_fmt(row['seconds_between_checks'], 1)} | {_fmt(row['skipped_busy_per_s'], 2)} | {row['failures']} "
+        f"| {_fmt(row['check_s_p50'], 2)} | {_fmt(row['utilisation'] * 100, 0)}% "
+        f"| {' / '.join(str(count) for count in row['requests_per_server'])} |"
+        for row in scaling["rows"]
+    ]
+    failover = scaling["failover"]
+    lines += [
+        "",
+        '"skipped busy": due checks that found every slot taken, counted once each; such a check stays due and '
+        "runs at the next free slot, with newer frames, so a camera's checks simply come further apart. "
+        '"servers busy": served checks × service time ÷ (servers × window). A check holds its slot from the '
+        "moment its frames are chosen (preparing them, the request, the reply) to its answer, so each server "
+        "idles while the next check prepares its frames: the gap between the check's time and the service time.",
+        "",
+        f"**Failover** ({failover['servers']} servers; the first killed with SIGKILL "
+        f"{_fmt(failover['killed_after_s'], 1)} s into the run, while it served "
+        f"{failover['in_flight_at_killed_server']} request): {failover['checks_lost']} checks lost "
+        f"(goal: no more than the {failover['in_flight_at_killed_server']} in flight at the killed server); "
+        f"of the {failover['checks_in_flight']} checks in flight at that moment, "
+        f"{failover['in_flight_checks_answered']} were answered, the last "
+        f"{_fmt(failover['failover_s'], 2)} s after the kill (the failover time); the router marked the server down after "
+        f"{_fmt(failover['router_marked_down_s'], 2)} s. Checks per second: "
+        f"{_fmt(failover['checks_per_s_before'], 2)} before, {_fmt(failover['checks_per_s_after'], 2)} after "
+        f"(requests per server: {' / '.join(str(count) for count in failover['requests_per_server'])}). "
+        "After the kill the entry still allows two requests at once for one slot: the second waits in the "
+        "router's queue, so the survivor never idles, and checks wait longer.",
+        "",
+        "A request the dead server held is retried by the router on the other server (it holds the whole "
+        "request: `tune.bufsize`, `retry-on empty-response`), so the check in flight there is answered late, "
+        "not lost. Deployment and settings: `docs/scaling.md`.",
         "",
     ]
     return lines

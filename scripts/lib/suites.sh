@@ -34,7 +34,7 @@ prepare_suites() {
   local name python
   # HA's camera loads libturbojpeg and its ffmpeg helpers run the ffmpeg binary, in the tests too; the
   # browser test (tests/browser) drives Debian's chromium. (The root filesystem installs its own copies.)
-  apt_ensure libturbojpeg0 ffmpeg chromium
+  apt_ensure libturbojpeg0 ffmpeg chromium haproxy
   # The wheel is built on the host, once, before any suite (the root filesystem has no compiler).
   python="$(find_python 3.13)" || die "no Python >= 3.13 found (tried python3.14, python3.13, python3, pyenv)"
   ensure_llama_wheel "$python" >/dev/null

@@ -35,6 +35,10 @@ class CannotConnect(BackendError):
     reason = "cannot_connect"
 
 
+class ServerUnreachable(CannotConnect):
+    """No connection could be made (refused, no route, name not resolved): the request never left."""
+
+
 class InvalidAuth(BackendError):
     """The server refused the credentials (401/403)."""
 
@@ -69,10 +73,18 @@ class RateLimited(BackendError):
         super().__init__(message, retry_after=retry_after)
 
 
+class ServerUnavailable(RateLimited):
+    """The server answered 503: it is loading, overloaded or shutting down."""
+
+
 class ServerError(BackendError):
     """The server failed (5xx) or rejected the request in a way we cannot adapt to."""
 
     reason = "server_error"
+
+
+class RequestRejected(ServerError):
+    """The server answered but refused this request (a 4xx other than auth, model or size): it is alive."""
 
 
 class RequestTooLarge(BackendError):

@@ -9,11 +9,13 @@ where one more attempt at once is likely to help:
 - HTTP 429/503 whose Retry-After is at most `max_retry_wait_s` (default 1 s) and fits the deadline:
   retried after that wait.
 
-Everything else fails the call at once. RateLimited (429/503) and ServerError (other 5xx) carry the server's
-Retry-After in `retry_after`; 401/403 is InvalidAuth; a refused connection is CannotConnect; a request over
-the model's context is RequestTooLarge. A 400/422 steps down the structured-output ladder only when the
-server complains about the response format itself, and the stronger format is tried again later, so one
-odd refusal does not cost structured output for good.
+Everything else fails the call at once, with the server's Retry-After (if any) in `err.retry_after`:
+RateLimited for 429 (ServerUnavailable, a RateLimited, for 503), ServerError for other 5xx, RequestRejected
+(a ServerError) for other 4xx, InvalidAuth for 401/403, RequestTooLarge for a request over the model's
+context, and CannotConnect (ServerUnreachable when the request never left) when there is no connection.
+A 400/422 steps down the structured-output ladder only when the server complains about the response
+format itself, and the stronger format is tried again later, so one odd refusal does not cost structured
+output for good.
 """
 
 from __future__ import annotations
@@ -43,8 +45,11 @@ from .errors import (
     ModelNotFound,
     ModelRejectsImages,
     RateLimited,
+    RequestRejected,
     RequestTooLarge,
     ServerError,
+    ServerUnavailable,
+    ServerUnreachable,
     bounded_retry_after,
 )
 
@@ -296,7 +301,7 @@ class OpenAICompatBackend:
                 )
             except _FormatRejected:
                 if level >= FORMAT_NONE:
-                    raise ServerError("the server rejected the request") from None
+                    raise RequestRejected("the server rejected the request") from None
                 self._format_refused(level)
                 level += 1
                 continue
@@ -390,9 +395,10 @@ class OpenAICompatBackend:
                 if 200 <= status < 300:
                     return self._decode_json(raw)
                 failure = self._classify(status, retry_after, raw, formatted=formatted)
-                wait = self._retry_wait(failure, attempt, deadline)
-                if wait is None:
+                short_wait = self._retry_wait(failure, attempt, deadline)
+                if short_wait is None:
                     raise failure
+                wait = short_wait
             attempt += 1
             self._stats.retries += 1
             _LOGGER.debug("Retrying %s %s in %.2f s (attempt %d)", method, path, wait, attempt + 1)
@@ -429,7 +435,7 @@ class OpenAICompatBackend:
             raise BackendTimeout(f"no answer within {self._timeout_s:g} s") from err
         except aiohttp.ClientConnectorError as err:
             # Name the kind of failure only: aiohttp's text can include the full URL.
-            raise CannotConnect(f"cannot reach the server ({type(err).__name__})") from None
+            raise ServerUnreachable(f"cannot reach the server ({type(err).__name__})") from None
         except aiohttp.ClientConnectionError as err:
             if not answered:
                 raise _Dropped(f"the server closed the connection ({type(err).__name__})") from None
@@ -445,10 +451,13 @@ class OpenAICompatBackend:
         if refusal is not None:
             return refusal
         wait = parse_retry_after(retry_after)
-        if status in (429, 503):
+        if status == 503:
+            return ServerUnavailable(f"the server is unavailable (HTTP {status})", retry_after=wait)
+        if status == 429:
             return RateLimited(f"the server is busy (HTTP {status})", retry_after=wait)
-        what = "failed" if status >= 500 else "refused the request"
-        return ServerError(f"the server {what} (HTTP {status}): {excerpt}", retry_after=wait)
+        if status >= 500:
+            return ServerError(f"the server failed (HTTP {status}): {excerpt}", retry_after=wait)
+        return RequestRejected(f"the server refused the request (HTTP {status}): {excerpt}", retry_after=wait)
 
     def _refusal(self, status: int, text: str, excerpt: str, *, formatted: bool) -> BackendError | None:
         """Return the error for a refusal of this request itself (resending it unchanged cannot help)."""

@@ -112,6 +112,7 @@ class FakeModelServer:
         self._authorised_count = 0
         self.in_flight = 0
         self.in_flight_max = 0
+        self._open_transports: set[asyncio.BaseTransport] = set()
         self._release = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -148,6 +149,12 @@ class FakeModelServer:
         server = site._server
         assert server is not None
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def kill(self) -> None:
+        """Die like a crashed process: cut every open connection mid-request, then stop listening."""
+        for transport in list(self._open_transports):
+            transport.abort()
+        await self.stop()
 
     async def stop(self) -> None:
         """Release hanging requests and stop listening."""
@@ -203,10 +210,14 @@ class FakeModelServer:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         self.in_flight += 1
         self.in_flight_max = max(self.in_flight_max, self.in_flight)
+        transport = request.transport
+        if transport is not None:
+            self._open_transports.add(transport)
         try:
             return await self._answer_chat(request)
         finally:
             self.in_flight -= 1
+            self._open_transports.discard(transport)  # type: ignore[arg-type]
 
     async def _answer_chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()

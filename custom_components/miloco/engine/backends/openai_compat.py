@@ -230,6 +230,11 @@ class OpenAICompatBackend:
         """Return the API root without credentials."""
         return self._base_url
 
+    @property
+    def timeout_s(self) -> float:
+        """Return the longest a call may take, retries included."""
+        return self._timeout_s
+
     async def async_start(self) -> None:
         """Check that the server answers (and accepts our key) before the entry is set up."""
         await self.async_list_models()
@@ -387,6 +392,11 @@ class OpenAICompatBackend:
                 raise BackendTimeout(f"no answer within {self._timeout_s:g} s")
             try:
                 status, retry_after, raw = await self._send(method, url, headers, data, remaining)
+            except ServerUnreachable as err:
+                if attempt:
+                    # An earlier attempt reached the server: the request did leave, whatever happens now.
+                    raise CannotConnect(str(err)) from None
+                raise
             except _Dropped as err:
                 if attempt >= self._max_retries:
                     raise CannotConnect(str(err)) from None

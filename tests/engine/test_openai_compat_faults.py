@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
@@ -230,7 +231,7 @@ async def test_the_stronger_format_is_tried_again_later(
     await backend.async_complete(_request())
     assert _formats(server) == ["json_schema", "json_object", "json_object"]
     assert backend.diagnostics()["response_format"] == "json_object+schema"
-    time.sleep(0.35)  # noqa: ASYNC251 - the backend reads the monotonic clock; nothing else runs meanwhile
+    await asyncio.sleep(0.35)
     await backend.async_complete(_request())
     await backend.async_complete(_request())
     assert _formats(server)[3:] == ["json_schema", "json_schema"]
@@ -244,9 +245,9 @@ async def test_a_format_still_refused_is_tried_less_often(
     server.accepted_formats = {"json_object"}
     backend = _backend(session, server, format_retry_s=0.3)
     await backend.async_complete(_request())
-    time.sleep(0.35)  # noqa: ASYNC251 - as above
+    await asyncio.sleep(0.35)
     await backend.async_complete(_request())
-    time.sleep(0.35)  # noqa: ASYNC251 - less than the doubled wait
+    await asyncio.sleep(0.35)
     await backend.async_complete(_request())
     assert _formats(server) == ["json_schema", "json_object", "json_schema", "json_object", "json_object"]
     assert backend.diagnostics()["response_format"] == "json_object+schema"

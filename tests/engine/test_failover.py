@@ -84,6 +84,14 @@ async def make_failover(
         await backend.async_close()
 
 
+async def _stop_between_checks(server: FakeModelServer) -> None:
+    """Stop a server the way one goes down between two checks: the client has seen its connections close."""
+    await server.stop()
+    # Without this pause a pooled keep-alive connection may not have noticed yet, and a request on it is
+    # dropped rather than refused: that is a request the server may have had, which we never resend.
+    await asyncio.sleep(0.05)
+
+
 async def _until(predicate: Callable[[], bool], timeout_s: float = 3.0) -> None:
     """Wait until the predicate holds (the servers and the prober offer nothing to await)."""
     async with asyncio.timeout(timeout_s):
@@ -113,7 +121,7 @@ async def test_a_dead_preferred_server_hands_the_same_check_to_the_next(
     backend = make_failover(model_server, second_server)
     await backend.async_start()
     port = model_server.port
-    await model_server.stop()
+    await _stop_between_checks(model_server)
     # Connection refused: the first server never got the request, so this check is not lost.
     started = time.monotonic()
     reply = await backend.async_complete(_request())
@@ -212,7 +220,7 @@ async def test_each_server_keeps_its_own_concurrency(
     model_server.default_reply = second_server.default_reply = Reply(delay_s=0.1)
     await asyncio.gather(*(backend.async_complete(_request()) for _ in range(3)))
     assert model_server.in_flight_max == 3
-    await model_server.stop()
+    await _stop_between_checks(model_server)
     await asyncio.gather(*(backend.async_complete(_request()) for _ in range(3)))
     assert second_server.in_flight_max == 1
     await backend.async_close()
@@ -250,8 +258,8 @@ async def test_all_servers_down_fails_at_once_then_recovers(
     changes: list[int | None] = []
     backend.add_listener(lambda: changes.append(backend.active_index))
     ports = model_server.port, second_server.port
-    await model_server.stop()
-    await second_server.stop()
+    await _stop_between_checks(model_server)
+    await _stop_between_checks(second_server)
     with pytest.raises(CannotConnect):
         await backend.async_complete(_request())
     assert backend.active_index is None
@@ -280,7 +288,7 @@ async def test_start_needs_one_answering_server(
     await backend.async_start()
     assert backend.active_index == 1
     assert backend.model == MODEL
-    await second_server.stop()
+    await _stop_between_checks(second_server)
     lonely = make_failover(model_server, second_server)
     with pytest.raises(BackendError) as caught:
         await lonely.async_start()
@@ -294,7 +302,7 @@ async def test_closed_backend_refuses_and_stops_probing(
 ) -> None:
     backend = make_failover(model_server, second_server)
     await backend.async_start()
-    await model_server.stop()
+    await _stop_between_checks(model_server)
     await backend.async_complete(_request())
     await backend.async_close()
     probes = len(model_server.requests)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Coroutine
 import time
 from typing import Any
 
@@ -310,6 +310,26 @@ async def test_closed_backend_refuses_and_stops_probing(
     assert len(model_server.requests) == probes
     with pytest.raises(BackendClosed):
         await backend.async_complete(_request())
+
+
+async def test_the_prober_runs_in_the_task_the_owner_gives(
+    model_server: FakeModelServer,
+    second_server: FakeModelServer,
+    make_failover: Callable[..., FailoverBackend],
+) -> None:
+    started: list[str] = []
+
+    def start_task(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        started.append(name)
+        return asyncio.get_running_loop().create_task(coro, name=name)
+
+    backend = make_failover(model_server, second_server, start_task=start_task)
+    await backend.async_start()
+    assert started == ["miloco failover prober"]
+    await _stop_between_checks(model_server)
+    await backend.async_complete(_request())
+    await backend.async_close()
+    assert len(started) == 1
 
 
 async def test_diagnostics_name_the_active_server_without_secrets(

@@ -19,7 +19,7 @@ Rules, in the words of the fallback a home needs ("use the desktop, or the mini 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 import contextlib
 from dataclasses import asdict, dataclass
 import logging
@@ -110,8 +110,13 @@ class FailoverBackend:
         *,
         probe_interval_s: float = PROBE_INTERVAL_S,
         max_probe_interval_s: float = MAX_PROBE_INTERVAL_S,
+        start_task: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]] | None = None,
     ) -> None:
-        """Keep the servers in order of preference; nothing is sent until a call is made."""
+        """Keep the servers in order of preference; nothing is sent until a call is made.
+
+        start_task runs the background prober (Home Assistant passes its background-task helper so the
+        task belongs to the entry); by default it is a plain asyncio task.
+        """
         if not backends:
             raise ValueError("a failover backend needs at least one server")
         self._servers = [_Server(index, backend) for index, backend in enumerate(backends)]
@@ -122,6 +127,7 @@ class FailoverBackend:
         self._wake_prober = asyncio.Event()
         self._prober: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[], None]] = []
+        self._start_task = start_task or (lambda coro, name: asyncio.create_task(coro, name=name))
         self._reported_active: int | None = 0
 
     @property
@@ -282,7 +288,7 @@ class FailoverBackend:
     def _ensure_prober(self) -> None:
         """Start the background prober unless it runs (or the backend is closed)."""
         if self._prober is None and not self._closed:
-            self._prober = asyncio.create_task(self._probe_loop(), name="miloco failover prober")
+            self._prober = self._start_task(self._probe_loop(), "miloco failover prober")
 
     def _time_to_next_probe(self) -> float | None:
         """Return the seconds until the next server is probed, or None when none is scheduled."""

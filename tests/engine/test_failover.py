@@ -207,6 +207,49 @@ async def test_faults_of_the_request_or_the_account_do_not_move(
     assert backend.active_index == 0
 
 
+async def test_a_server_that_lists_models_but_fails_checks_is_probed_less_often(
+    model_server: FakeModelServer,
+    second_server: FakeModelServer,
+    make_failover: Callable[..., FailoverBackend],
+) -> None:
+    # Its model list answers (so each probe puts it back), but every chat request fails: the back-off must
+    # grow, or checks would bounce between the servers at the probe interval.
+    backend = make_failover(model_server, second_server)
+    await backend.async_start()
+    model_server.default_reply = error(500, "CUDA error")
+    waits: list[float] = []
+    for _ in range(3):
+        await _until(lambda: backend.active_index == 0)
+        with pytest.raises(ServerError):
+            await backend.async_complete(_request())
+        wait = backend.servers()[0].next_probe_in_s
+        assert wait is not None
+        waits.append(wait)
+    assert waits[0] < waits[1] < waits[2] <= PROBE_S * 4
+    assert backend.servers()[0].consecutive_failures == 3
+    # One good answer clears the record.
+    model_server.default_reply = Reply()
+    await _until(lambda: backend.active_index == 0)
+    await backend.async_complete(_request())
+    assert backend.servers()[0].consecutive_failures == 0
+
+
+async def test_a_servers_retry_after_sets_its_next_probe(
+    model_server: FakeModelServer,
+    second_server: FakeModelServer,
+    make_failover: Callable[..., FailoverBackend],
+) -> None:
+    backend = make_failover(model_server, second_server)
+    await backend.async_start()
+    # "Loading model, come back in 2 s": longer than our first probe interval, so the hint wins (up to our cap).
+    model_server.script(rate_limited("2", status=503))
+    with pytest.raises(BackendError):
+        await backend.async_complete(_request())
+    wait = backend.servers()[0].next_probe_in_s
+    assert wait is not None
+    assert PROBE_S * 3 < wait <= PROBE_S * 4
+
+
 async def test_each_server_keeps_its_own_concurrency(
     model_server: FakeModelServer, second_server: FakeModelServer, session: aiohttp.ClientSession
 ) -> None:

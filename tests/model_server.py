@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+import contextlib
 from dataclasses import dataclass, field
 import json
 from typing import Any
@@ -26,11 +27,42 @@ class Reply:
     delay_s: float = 0.0
     hang: bool = False
     usage: dict[str, int] | None = None
+    # The llama.cpp-style error "type" (e.g. exceed_context_size_error) and extra fields of the error object.
+    error_type: str = "error"
+    error_fields: dict[str, Any] = field(default_factory=dict)
+    # Close the connection without answering (a server crash or restart before any byte of the reply).
+    drop: bool = False
+    # Write this reply in pieces of this many bytes with a pause after each (None: the server's setting).
+    segment_bytes: int | None = None
+    pause_s: float | None = None
+    # Send a segmented reply without Content-Length (chunked), so its size shows only while reading it.
+    chunked: bool = False
 
 
 def error(status: int, message: str = "error", **headers: str) -> Reply:
     """Return an OpenAI-style error reply."""
     return Reply(status=status, error_message=message, content=None, headers=headers)
+
+
+def context_exceeded(n_prompt_tokens: int = 5120, n_ctx: int = 4096) -> Reply:
+    """Return llama.cpp's answer to a request over the context size (HTTP 400, not a format refusal)."""
+    return Reply(
+        status=400,
+        content=None,
+        error_message="the request exceeds the available context size, try increasing it",
+        error_type="exceed_context_size_error",
+        error_fields={"n_prompt_tokens": n_prompt_tokens, "n_ctx": n_ctx},
+    )
+
+
+def rate_limited(retry_after: str, status: int = 429) -> Reply:
+    """Return a busy answer (429 or 503) carrying a Retry-After header (seconds or an HTTP date)."""
+    return error(status, "Too many requests", **{"Retry-After": retry_after})
+
+
+def dropped() -> Reply:
+    """Return a reply that closes the connection before sending any byte."""
+    return Reply(drop=True)
 
 
 def thinking(answer: str = GOOD_ANSWER) -> Reply:
@@ -72,11 +104,24 @@ class FakeModelServer:
         self.accepted_formats: set[str] = {"json_schema", "json_object", "none"}
         self.require_schema_with_json_object = False
         self.format_rejection_status = 400
+        # Write every answer in segments of this many bytes with a pause after each, as a slow LAN link
+        # does (1,448 bytes is a TCP segment's payload on Ethernet); None writes each answer at once.
+        self.segment_bytes: int | None = None
+        self.pause_s = 0.0
+        # When set, the key is "revoked" after this many authorised requests: later ones get HTTP 401.
+        self.revoke_key_after: int | None = None
+        self._authorised_count = 0
         self.in_flight = 0
         self.in_flight_max = 0
+        self._open_transports: set[asyncio.BaseTransport] = set()
         self._release = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
+
+    def segmented(self, segment_bytes: int = 1448, pause_s: float = 0.01) -> None:
+        """Write every later answer (model list, replies and errors) in small segments with pauses."""
+        self.segment_bytes = segment_bytes
+        self.pause_s = pause_s
 
     @property
     def url(self) -> str:
@@ -106,6 +151,12 @@ class FakeModelServer:
         assert server is not None
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
+    async def kill(self) -> None:
+        """Die like a crashed process: cut every open connection mid-request, then stop listening."""
+        for transport in list(self._open_transports):
+            transport.abort()
+        await self.stop()
+
     async def stop(self) -> None:
         """Release hanging requests and stop listening."""
         self._release.set()
@@ -115,34 +166,71 @@ class FakeModelServer:
 
     def _authorised(self, request: web.Request) -> bool:
         self.headers_seen.append(dict(request.headers))
+        if self.revoke_key_after is not None and self._authorised_count >= self.revoke_key_after:
+            return False
+        self._authorised_count += 1
         if self.api_key is None:
             return True
         return request.headers.get("Authorization") == f"Bearer {self.api_key}"
 
-    async def _models(self, request: web.Request) -> web.Response:
+    async def _models(self, request: web.Request) -> web.StreamResponse:
         self.requests.append({"path": "/v1/models"})
         if not self._authorised(request):
-            return _error_response(401, "Incorrect API key provided")
+            return await self._write(request, _error_response(401, "Incorrect API key provided"))
         if self.models_missing:
-            return web.Response(status=404, text="Not Found")
+            return await self._write(request, web.Response(status=404, text="Not Found"))
         if self.models_status != 200:
-            return _error_response(self.models_status, "models failed")
+            return await self._write(request, _error_response(self.models_status, "models failed"))
         data = [{"id": model, "object": "model", "owned_by": "test"} for model in self.models]
-        return web.json_response({"object": "list", "data": data})
+        return await self._write(request, web.json_response({"object": "list", "data": data}))
+
+    async def _write(
+        self, request: web.Request, response: web.Response, reply: Reply | None = None
+    ) -> web.StreamResponse:
+        """Send a finished response whole, or in segments with pauses when this server or reply says so."""
+        segment = reply.segment_bytes if reply is not None and reply.segment_bytes else self.segment_bytes
+        if not segment:
+            return response
+        pause = reply.pause_s if reply is not None and reply.pause_s is not None else self.pause_s
+        body = response.body
+        assert isinstance(body, bytes)
+        stream = web.StreamResponse(status=response.status, headers=response.headers)
+        if reply is not None and reply.chunked:
+            stream.enable_chunked_encoding()
+        else:
+            stream.content_length = len(body)
+        await stream.prepare(request)
+        for start in range(0, len(body), segment):
+            # write() waits until the transport has taken the bytes; the pause makes each its own segment.
+            await stream.write(body[start : start + segment])
+            # A long pause (a stalled reply) ends when the server stops, so that stopping never waits on it.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(pause):
+                    await self._release.wait()
+            if self._release.is_set():
+                return stream
+        await stream.write_eof()
+        return stream
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         self.in_flight += 1
         self.in_flight_max = max(self.in_flight_max, self.in_flight)
+        transport = request.transport
+        if transport is not None:
+            self._open_transports.add(transport)
         try:
             return await self._answer_chat(request)
         finally:
             self.in_flight -= 1
+            if transport is not None:
+                self._open_transports.discard(transport)
 
     async def _answer_chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
         if not self._authorised(request):
-            return _error_response(401, f"Incorrect API key provided: {request.headers.get('Authorization')}")
+            message = f"Incorrect API key provided: {request.headers.get('Authorization')}"
+            return await self._write(request, _error_response(401, message))
         if self.replies:
             reply = self.replies.popleft()
         elif self.responder is not None:
@@ -152,15 +240,30 @@ class FakeModelServer:
         if reply.hang:
             await self._release.wait()
             return _error_response(503, "shutting down")
+        if reply.drop:
+            # The peer sees the connection close before any byte of a reply.
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=500)
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
+        return await self._write(request, self._answer(body, reply), reply)
+
+    def _answer(self, body: dict[str, Any], reply: Reply) -> web.Response:
+        """Return the complete response to one chat request."""
         rejection = self._reject(body)
         if rejection is not None:
             return rejection
         if reply.raw_body is not None:
             return web.Response(status=reply.status, body=reply.raw_body, headers=reply.headers)
         if reply.status != 200:
-            return _error_response(reply.status, reply.error_message or "error", reply.headers)
+            return _error_response(
+                reply.status,
+                reply.error_message or "error",
+                reply.headers,
+                error_type=reply.error_type,
+                **reply.error_fields,
+            )
         return web.json_response(
             {
                 "id": "chatcmpl-test",
@@ -209,10 +312,18 @@ class FakeModelServer:
         return None
 
 
-def _error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+def _error_response(
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    error_type: str = "error",
+    **fields: Any,
+) -> web.Response:
+    error_object = {"code": status, "message": message, "type": error_type, **fields}
     return web.Response(
         status=status,
-        text=json.dumps({"error": {"message": message, "type": "error", "code": status}}),
+        text=json.dumps({"error": error_object}),
         content_type="application/json",
         headers=headers,
     )

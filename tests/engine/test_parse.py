@@ -626,3 +626,9 @@ def test_adversarial_reply_is_fast(name: str) -> None:
     for schema in (RESULT, PERCEPTION):
         _parses_to_a_valid_object_or_raises(reply, schema)
     assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize("reply", [None, 42, ["yes"], {"result": "yes"}, b'{"result": "yes"}'])
+def test_a_reply_that_is_not_text_is_a_parse_error(reply: Any) -> None:
+    with pytest.raises(ReplyParseError):
+        parse_reply(reply, RESULT)

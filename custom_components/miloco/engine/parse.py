@@ -86,6 +86,9 @@ def parse_reply(text: str, schema: Mapping[str, Any]) -> dict[str, Any]:
     programming error and raises a plain ValueError instead.
     """
     check_reply_schema(schema)
+    if not isinstance(text, str):
+        # A backend should hand over text; a malformed reply it let through is still only a bad reply.
+        raise ReplyParseError(f"reply is {type(text).__name__}, not text")
     if len(text) > MAX_REPLY_CHARS:
         raise ReplyParseError(f"reply too long ({len(text)} characters, limit {MAX_REPLY_CHARS})")
     answer = _after_thinking(text)

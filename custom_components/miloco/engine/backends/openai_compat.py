@@ -1,10 +1,29 @@
-"""A backend for any OpenAI-compatible chat-completions server (llama.cpp, vLLM, Ollama, LM Studio)."""
+"""A backend for any OpenAI-compatible chat-completions server (llama.cpp, vLLM, Ollama, LM Studio).
+
+Retry policy: a call is cheap when the server fails, because the caller checks again soon and backs off
+between checks, never inside one. A call makes at most `max_retries` (default 1) extra attempts, and only
+where one more attempt at once is likely to help:
+
+- the connection closed before any byte of the reply (a keep-alive connection the server had dropped, a
+  restart): retried at once;
+- HTTP 429/503 whose Retry-After is at most `max_retry_wait_s` (default 1 s) and fits the deadline:
+  retried after that wait.
+
+Everything else fails the call at once, with the server's Retry-After (if any) in `err.retry_after`:
+RateLimited for 429 (ServerUnavailable, a RateLimited, for 503), ServerError for other 5xx, RequestRejected
+(a ServerError) for other 4xx, InvalidAuth for 401/403, RequestTooLarge for a request over the model's
+context, and CannotConnect (ServerUnreachable when the request never left) when there is no connection.
+A 400/422 steps down the structured-output ladder only when the server complains about the response
+format itself, and the stronger format is tried again later, so one odd refusal does not cost structured
+output for good.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 from collections.abc import Mapping
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 import json
 import logging
@@ -26,7 +45,12 @@ from .errors import (
     ModelNotFound,
     ModelRejectsImages,
     RateLimited,
+    RequestRejected,
+    RequestTooLarge,
     ServerError,
+    ServerUnavailable,
+    ServerUnreachable,
+    bounded_retry_after,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -37,6 +61,8 @@ MAX_CONTENT_CHARS: Final = 65536
 # How much of a server's error text we keep in our own messages (scrubbed of the key).
 _ERROR_EXCERPT_CHARS: Final = 160
 _ERROR_TEXT_BYTES: Final = 8192
+# Replies are read in pieces of at most this size until the server ends them.
+_READ_CHUNK_BYTES: Final = 65536
 
 # Ways to ask for structured output, from most to least specific. Servers differ: OpenAI and vLLM
 # take `json_schema`; llama-cpp-python's server only `json_object` with a `schema`; some only
@@ -46,6 +72,10 @@ FORMAT_JSON_OBJECT_WITH_SCHEMA: Final = 1
 FORMAT_JSON_OBJECT: Final = 2
 FORMAT_NONE: Final = 3
 _FORMAT_NAMES: Final = ("json_schema", "json_object+schema", "json_object", "none")
+# After stepping down, the strongest format is tried again after this long; each refusal of that trial
+# doubles the wait up to the maximum, so a server that never takes it costs a request every few hours.
+FORMAT_RETRY_S: Final = 300.0
+_FORMAT_RETRY_MAX_S: Final = 6 * 3600.0
 
 # How servers say "this model cannot see": llama.cpp ("image input is not supported"), vLLM
 # ("not a multimodal model", "At most 0 image(s)"), OpenAI ("image_url is only supported by
@@ -56,13 +86,27 @@ _NO_VISION = re.compile(
     r"|no mmproj|multimodal (?:input )?is not supported",
     re.IGNORECASE,
 )
-# How servers refuse a response_format they do not know. llama-cpp-python's server answers OpenAI's
-# json_schema form with HTTP 500 and a pydantic message ("Input should be 'text' or 'json_object'").
-_FORMAT_REFUSED = re.compile(r"response_format|json_schema|'text' or 'json_object'", re.IGNORECASE)
+# How servers refuse the structured-output request itself: an unknown response_format (llama-cpp-python's
+# server answers json_schema with HTTP 500 and "Input should be 'text' or 'json_object'"), a schema or
+# grammar they cannot compile (llama.cpp, vLLM's guided decoding backends).
+_FORMAT_REFUSED = re.compile(
+    r"response_format|json[_ ]schema|json_object|grammar|guided[_ ](?:json|decoding)|structured output",
+    re.IGNORECASE,
+)
+# How servers say the prompt does not fit: llama.cpp ("the request exceeds the available context size",
+# type exceed_context_size_error; older builds "input is too large to process"), vLLM ("This model's
+# maximum context length is ..."), OpenAI (context_length_exceeded).
+_CONTEXT_EXCEEDED = re.compile(
+    r"exceed_context_size|context (?:size|length|window)|maximum context length|context_length_exceeded"
+    r"|input is too large|prompt is too long|too many (?:input )?tokens",
+    re.IGNORECASE,
+)
 _MODEL_MISSING = re.compile(
     r"model\b.{0,80}\b(?:not found|does not exist|not loaded|unknown)|unknown model|no such model",
     re.IGNORECASE | re.DOTALL,
 )
+# Retry-After's delay-seconds form (RFC 9110: digits; a fraction is tolerated), else it is an HTTP date.
+_DELAY_SECONDS = re.compile(r"\s*(\d{1,12}(?:\.\d{0,6})?)\s*")
 
 
 def normalize_base_url(raw: str) -> str:
@@ -94,19 +138,25 @@ def redact_url(url: str) -> str:
     return str(parsed.with_user(None))
 
 
-def _parse_retry_after(value: str | None) -> float | None:
-    """Return the wait a Retry-After header asks for, in seconds (delta or HTTP date)."""
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Return the wait a Retry-After header asks for in bounded, finite seconds (delay or HTTP date)."""
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    delay = _DELAY_SECONDS.fullmatch(value)
+    if delay is not None:
+        return bounded_retry_after(float(delay.group(1)))
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    if when.tzinfo is None:
+        # RFC 5322's "-0000" zone parses as naive; HTTP dates are always GMT.
+        when = when.replace(tzinfo=UTC)
+    try:
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return bounded_retry_after(seconds)
 
 
 def _encode_payload(payload: dict[str, Any], frames: tuple[bytes, ...]) -> bytes:
@@ -133,8 +183,9 @@ class OpenAICompatBackend:
         api_key: str | None = None,
         timeout_s: float = 30.0,
         max_concurrency: int = 2,
-        max_retries: int = 2,
-        max_retry_wait_s: float = 10.0,
+        max_retries: int = 1,
+        max_retry_wait_s: float = 1.0,
+        format_retry_s: float = FORMAT_RETRY_S,
     ) -> None:
         """Store the connection settings; nothing is sent until a call is made."""
         self._session = session
@@ -151,8 +202,11 @@ class OpenAICompatBackend:
         self._timeout_s = timeout_s
         self._max_concurrency = max(1, max_concurrency)
         self._max_retries = max(0, max_retries)
-        self._max_retry_wait_s = max_retry_wait_s
+        self._max_retry_wait_s = max(0.0, max_retry_wait_s)
         self._format_level = FORMAT_JSON_SCHEMA
+        self._format_retry_first_s = max(0.0, format_retry_s)
+        self._format_retry_s = self._format_retry_first_s
+        self._format_retry_at = 0.0
         self._closed = False
         self._stats = BackendStats()
 
@@ -170,6 +224,16 @@ class OpenAICompatBackend:
     def stats(self) -> BackendStats:
         """Return the running counters."""
         return self._stats
+
+    @property
+    def base_url(self) -> str:
+        """Return the API root without credentials."""
+        return self._base_url
+
+    @property
+    def timeout_s(self) -> float:
+        """Return the longest a call may take, retries included."""
+        return self._timeout_s
 
     async def async_start(self) -> None:
         """Check that the server answers (and accepts our key) before the entry is set up."""
@@ -201,7 +265,7 @@ class OpenAICompatBackend:
         self._stats.requests += 1
         try:
             body = await self._complete_with_format_fallback(request, deadline)
-            reply = self._reply_from_body(body, started)
+            reply = reply_from_body(body, default_model=self._model, started=started)
         except BackendError as err:
             self._stats.failures += 1
             self._stats.last_error = err.reason
@@ -232,22 +296,55 @@ class OpenAICompatBackend:
 
     async def _complete_with_format_fallback(self, request: VisionRequest, deadline: float) -> Any:
         """Post the request, stepping down the structured-output ladder when the server refuses a form."""
+        level = self._first_format_level() if request.json_schema is not None else FORMAT_NONE
         while True:
-            level = self._format_level if request.json_schema is not None else FORMAT_NONE
             payload, frames = self._build_payload(request, level)
             data = await asyncio.get_running_loop().run_in_executor(None, _encode_payload, payload, frames)
             try:
-                return await self._call("POST", "chat/completions", data, deadline=deadline)
+                body = await self._call(
+                    "POST", "chat/completions", data, deadline=deadline, formatted=level < FORMAT_NONE
+                )
             except _FormatRejected:
                 if level >= FORMAT_NONE:
-                    raise ServerError("the server rejected the request") from None
-                self._format_level = level + 1
-                _LOGGER.info(
-                    "Server at %s refused response_format %s; using %s from now on",
-                    self._base_url,
-                    _FORMAT_NAMES[level],
-                    _FORMAT_NAMES[level + 1],
-                )
+                    raise RequestRejected("the server rejected the request") from None
+                self._format_refused(level)
+                level += 1
+                continue
+            if level < self._format_level:
+                self._format_accepted(level)
+            return body
+
+    def _first_format_level(self) -> int:
+        """Return the format to ask for first: the known-good one, or now and then the strongest again."""
+        if self._format_level == FORMAT_JSON_SCHEMA or time.monotonic() < self._format_retry_at:
+            return self._format_level
+        # The refusal may have been passing (a router that sent one request to another server): try again,
+        # and make the next trial wait twice as long in case it was not.
+        self._format_retry_s = min(self._format_retry_s * 2, _FORMAT_RETRY_MAX_S)
+        self._format_retry_at = time.monotonic() + self._format_retry_s
+        return FORMAT_JSON_SCHEMA
+
+    def _format_refused(self, level: int) -> None:
+        """Step down below a refused format, unless this was a trial of a format already known refused."""
+        if level < self._format_level:
+            return
+        self._format_level = level + 1
+        self._format_retry_at = time.monotonic() + self._format_retry_s
+        _LOGGER.info(
+            "Server at %s refused response_format %s; using %s, trying %s again in %.0f s",
+            self._base_url,
+            _FORMAT_NAMES[level],
+            _FORMAT_NAMES[level + 1],
+            _FORMAT_NAMES[FORMAT_JSON_SCHEMA],
+            self._format_retry_s,
+        )
+
+    def _format_accepted(self, level: int) -> None:
+        """Remember that a stronger format works again."""
+        self._format_level = level
+        if level == FORMAT_JSON_SCHEMA:
+            self._format_retry_s = self._format_retry_first_s
+        _LOGGER.info("Server at %s accepts response_format %s again", self._base_url, _FORMAT_NAMES[level])
 
     def _build_payload(self, request: VisionRequest, level: int) -> tuple[dict[str, Any], tuple[bytes, ...]]:
         """Return the chat payload with image placeholders, and the frames to fill them."""
@@ -278,37 +375,10 @@ class OpenAICompatBackend:
             payload["response_format"] = {"type": "json_object"}
         return payload, tuple(request.frames)
 
-    def _reply_from_body(self, body: Any, started: float) -> VisionReply:
-        """Extract the reply text and usage from a chat-completions body."""
-        try:
-            message = body["choices"][0]["message"]
-            content = message["content"]
-        except (KeyError, IndexError, TypeError) as err:
-            raise BadReply("the reply has no message content") from err
-        if isinstance(content, list):
-            # Some servers return content parts even for text-only replies.
-            content = "".join(
-                part.get("text", "")
-                for part in content
-                if isinstance(part, dict) and part.get("type") == "text"
-            )
-        if not isinstance(content, str) or not content.strip():
-            raise BadReply("the reply is empty")
-        if len(content) > MAX_CONTENT_CHARS:
-            raise BadReply("the reply is too long")
-        usage = body.get("usage") if isinstance(body, dict) else None
-        return VisionReply(
-            text=content,
-            model=str(body.get("model") or self._model),
-            latency_s=time.monotonic() - started,
-            usage=TokenUsage(
-                prompt_tokens=_int_or_none(usage, "prompt_tokens"),
-                completion_tokens=_int_or_none(usage, "completion_tokens"),
-            ),
-        )
-
-    async def _call(self, method: str, path: str, data: bytes | None, *, deadline: float) -> Any:
-        """Make one API call with bounded retries; return the decoded JSON body."""
+    async def _call(
+        self, method: str, path: str, data: bytes | None, *, deadline: float, formatted: bool = False
+    ) -> Any:
+        """Make one API call with at most the policy's retries; return the decoded JSON body."""
         url = f"{self._base_url}/{path}"
         headers = {"Accept": "application/json"}
         if data is not None:
@@ -322,77 +392,112 @@ class OpenAICompatBackend:
                 raise BackendTimeout(f"no answer within {self._timeout_s:g} s")
             try:
                 status, retry_after, raw = await self._send(method, url, headers, data, remaining)
-            except CannotConnect:
+            except ServerUnreachable as err:
+                if attempt:
+                    # An earlier attempt reached the server: the request did leave, whatever happens now.
+                    raise CannotConnect(str(err)) from None
+                raise
+            except _Dropped as err:
                 if attempt >= self._max_retries:
-                    raise
-                wait = _backoff(attempt)
+                    raise CannotConnect(str(err)) from None
+                wait = 0.0
             else:
                 if 200 <= status < 300:
                     return self._decode_json(raw)
-                wait = self._wait_before_retry(status, retry_after, raw, attempt)
-            if time.monotonic() + wait >= deadline:
-                raise BackendTimeout(f"no answer within {self._timeout_s:g} s")
+                failure = self._classify(status, retry_after, raw, formatted=formatted)
+                short_wait = self._retry_wait(failure, attempt, deadline)
+                if short_wait is None:
+                    raise failure
+                wait = short_wait
             attempt += 1
             self._stats.retries += 1
-            _LOGGER.debug("Retrying %s %s in %.1f s (attempt %d)", method, path, wait, attempt + 1)
-            await asyncio.sleep(wait)
+            _LOGGER.debug("Retrying %s %s in %.2f s (attempt %d)", method, path, wait, attempt + 1)
+            if wait:
+                await asyncio.sleep(wait)
+
+    def _retry_wait(self, failure: BackendError, attempt: int, deadline: float) -> float | None:
+        """Return how long to wait before retrying a failed status, or None when it is not worth a retry."""
+        if not isinstance(failure, RateLimited) or attempt >= self._max_retries:
+            return None
+        wait = failure.retry_after
+        # Only a short wait the server asked for: without a hint, a busy server is not less busy at once.
+        if wait is None or wait > self._max_retry_wait_s or time.monotonic() + wait >= deadline:
+            return None
+        return wait
 
     async def _send(
         self, method: str, url: str, headers: dict[str, str], data: bytes | None, timeout_s: float
     ) -> tuple[int, str | None, bytes]:
-        """Send one HTTP request and read at most MAX_REPLY_BYTES of its body."""
+        """Send one HTTP request and read its body to the end (at most MAX_REPLY_BYTES)."""
+        answered = False
         try:
             async with self._session.request(
                 method, url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
             ) as resp:
-                raw = await resp.content.read(MAX_REPLY_BYTES + 1)
-                if len(raw) > MAX_REPLY_BYTES:
-                    raise BadReply("the reply is larger than 1 MiB")
+                answered = True
+                if 200 <= resp.status < 300:
+                    raw = await _read_to_end(resp, MAX_REPLY_BYTES)
+                else:
+                    # An error body is only read for its message; a huge one is not a reason to fail.
+                    raw = await _read_to_end(resp, _ERROR_TEXT_BYTES, truncate=True)
                 return resp.status, resp.headers.get("Retry-After"), raw
         except TimeoutError as err:
             raise BackendTimeout(f"no answer within {self._timeout_s:g} s") from err
-        except aiohttp.ClientConnectionError as err:
+        except aiohttp.ClientConnectorError as err:
             # Name the kind of failure only: aiohttp's text can include the full URL.
-            raise CannotConnect(f"cannot reach the server ({type(err).__name__})") from None
+            raise ServerUnreachable(f"cannot reach the server ({type(err).__name__})") from None
+        except aiohttp.ClientConnectionError as err:
+            if not answered:
+                raise _Dropped(f"the server closed the connection ({type(err).__name__})") from None
+            raise CannotConnect(f"the connection broke during the reply ({type(err).__name__})") from None
         except aiohttp.ClientError as err:
             raise CannotConnect(f"HTTP error ({type(err).__name__})") from None
 
-    def _wait_before_retry(self, status: int, retry_after: str | None, raw: bytes, attempt: int) -> float:
-        """Classify a failed status: raise the matching error, or return how long to wait before a retry."""
+    def _classify(self, status: int, retry_after: str | None, raw: bytes, *, formatted: bool) -> BackendError:
+        """Return the error a failed status means."""
         text = self._error_text(raw)
         excerpt = text[:_ERROR_EXCERPT_CHARS]
+        refusal = self._refusal(status, text, excerpt, formatted=formatted)
+        if refusal is not None:
+            return refusal
+        wait = parse_retry_after(retry_after)
+        if status == 503:
+            return ServerUnavailable(f"the server is unavailable (HTTP {status})", retry_after=wait)
+        if status == 429:
+            return RateLimited(f"the server is busy (HTTP {status})", retry_after=wait)
+        if status >= 500:
+            return ServerError(f"the server failed (HTTP {status}): {excerpt}", retry_after=wait)
+        return RequestRejected(f"the server refused the request (HTTP {status}): {excerpt}", retry_after=wait)
+
+    def _refusal(self, status: int, text: str, excerpt: str, *, formatted: bool) -> BackendError | None:
+        """Return the error for a refusal of this request itself (resending it unchanged cannot help)."""
         if status in (401, 403):
-            raise InvalidAuth(f"the server refused the credentials (HTTP {status})")
+            return InvalidAuth(f"the server refused the credentials (HTTP {status})")
         if _NO_VISION.search(text):
-            raise ModelRejectsImages(f"the model does not accept images (HTTP {status}): {excerpt}")
+            return ModelRejectsImages(f"the model does not accept images (HTTP {status}): {excerpt}")
         if status == 404 or (status in (400, 422) and _MODEL_MISSING.search(text)):
-            raise ModelNotFound(f"the server does not serve model {self._model!r} (HTTP {status})")
-        if status in (400, 422) or (status >= 500 and _FORMAT_REFUSED.search(text)):
-            raise _FormatRejected(excerpt)
-        exhausted = attempt >= self._max_retries
-        if status in (429, 503):
-            wait = _parse_retry_after(retry_after)
-            if exhausted or (wait is not None and wait > self._max_retry_wait_s):
-                raise RateLimited(f"the server is busy (HTTP {status})", retry_after=wait)
-            return wait if wait is not None else _backoff(attempt)
-        if status >= 500 and not exhausted:
-            return _backoff(attempt)
-        raise ServerError(f"the server failed (HTTP {status}): {excerpt}")
+            return ModelNotFound(f"the server does not serve model {self._model!r} (HTTP {status})")
+        if status == 413 or _CONTEXT_EXCEEDED.search(text):
+            return RequestTooLarge(f"the request is too large for the model (HTTP {status}): {excerpt}")
+        if formatted and (status in (400, 422) or status >= 500) and _FORMAT_REFUSED.search(text):
+            return _FormatRejected(excerpt)
+        return None
 
     def _decode_json(self, raw: bytes) -> Any:
         """Decode a JSON body or raise BadReply."""
         try:
             return json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-            # RecursionError: a megabyte of nested brackets is not JSON we can use either.
+        except (ValueError, RecursionError) as err:
+            # ValueError covers bad UTF-8 and integers too long to convert; RecursionError a megabyte of
+            # nested brackets. Neither is JSON we can use.
             raise BadReply("the server's reply is not JSON") from err
 
     def _error_text(self, raw: bytes) -> str:
-        """Return the key-free message of an error body, whitespace collapsed, for classification."""
+        """Return the key-free message (and type) of an error body, whitespace collapsed, to classify it."""
         text = raw[:_ERROR_TEXT_BYTES].decode("utf-8", errors="replace")
         try:
             decoded: Any = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             pass
         else:
             text = _error_message(decoded) or text
@@ -403,34 +508,100 @@ class OpenAICompatBackend:
 
 
 class _FormatRejected(BackendError):
-    """The server rejected the request as malformed; maybe only the response_format."""
+    """The server refused the requested response_format (or could not compile its schema)."""
 
     reason = "server_error"
 
 
+class _Dropped(CannotConnect):
+    """The connection closed before any byte of a reply arrived; one more attempt at once may work."""
+
+
+async def _read_to_end(resp: aiohttp.ClientResponse, limit: int, *, truncate: bool = False) -> bytes:
+    """Read the body until the server ends it; over the limit, cut it (truncate) or raise BadReply."""
+    if not truncate and resp.content_length is not None and resp.content_length > limit:
+        raise BadReply(f"the reply is larger than {limit} bytes")
+    body = bytearray()
+    # read(n) returns what has arrived so far, which over a real network is one segment at a time.
+    while chunk := await resp.content.read(_READ_CHUNK_BYTES):
+        body += chunk
+        if len(body) > limit:
+            if truncate:
+                return bytes(body[:limit])
+            raise BadReply(f"the reply is larger than {limit} bytes")
+    return bytes(body)
+
+
+def reply_from_body(body: Any, *, default_model: str, started: float) -> VisionReply:
+    """Return the reply a chat-completions body holds; raise BadReply for any other shape."""
+    content = reply_content(body)
+    model = body.get("model")
+    usage = body.get("usage")
+    return VisionReply(
+        text=content,
+        model=model if isinstance(model, str) and model else default_model,
+        latency_s=time.monotonic() - started,
+        usage=TokenUsage(
+            prompt_tokens=_count_or_none(usage, "prompt_tokens"),
+            completion_tokens=_count_or_none(usage, "completion_tokens"),
+        ),
+    )
+
+
+def reply_content(body: Any) -> str:
+    """Return the text of a chat-completions body's first choice; raise BadReply for any other shape."""
+    choices = body.get("choices") if isinstance(body, Mapping) else None
+    if not isinstance(choices, list) or not choices:
+        raise BadReply("the reply has no choices")
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice, Mapping) else None
+    if not isinstance(message, Mapping):
+        raise BadReply("the reply has no message")
+    content = message.get("content")
+    if isinstance(content, list):
+        # Some servers return content parts even for text-only replies.
+        content = _joined_text_parts(content)
+    if not isinstance(content, str) or not content.strip():
+        raise BadReply("the reply is empty")
+    if len(content) > MAX_CONTENT_CHARS:
+        raise BadReply("the reply is too long")
+    return content
+
+
+def _joined_text_parts(parts: list[Any]) -> str:
+    """Join the text parts of a content list; a text part whose text is not a string is BadReply."""
+    texts: list[str] = []
+    for part in parts:
+        if not isinstance(part, Mapping) or part.get("type") != "text":
+            continue
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise BadReply("a text part of the reply holds no text")
+        texts.append(text)
+    return "".join(texts)
+
+
 def _error_message(body: Any) -> str | None:
-    """Pull the human message out of the common error body shapes."""
+    """Pull the human message (with its type, when given) out of the common error body shapes."""
     if not isinstance(body, Mapping):
         return None
     error = body.get("error", body)
     if isinstance(error, Mapping):
         message = error.get("message") or error.get("detail")
-        return message if isinstance(message, str) else None
+        if not isinstance(message, str):
+            return None
+        kind = error.get("type")
+        return f"{message} ({kind})" if isinstance(kind, str) and kind and kind != "error" else message
     if isinstance(error, str):
         return error
     detail = body.get("detail")
     return str(detail) if detail is not None else None
 
 
-def _backoff(attempt: int) -> float:
-    """Return the wait before retry number attempt+1 when the server gave no Retry-After."""
-    return 0.5 * 2.0**attempt
-
-
-def _int_or_none(usage: Any, key: str) -> int | None:
-    """Return usage[key] when it is an int."""
+def _count_or_none(usage: Any, key: str) -> int | None:
+    """Return usage[key] when it is a non-negative int."""
     if isinstance(usage, Mapping):
         value = usage.get(key)
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
     return None

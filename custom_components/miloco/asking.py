@@ -69,7 +69,9 @@ def dry_run_spec(runtime: MilocoRuntime, config: CameraConfig, rule_id: str) -> 
 
 def default_wait_s(runtime: MilocoRuntime) -> float:
     """Return how long a service waits for a free slot: one model timeout of the entry."""
-    fallback = DEFAULT_EMBEDDED_TIMEOUT if runtime.data.get(CONF_BACKEND) == BACKEND_EMBEDDED else DEFAULT_TIMEOUT
+    fallback = (
+        DEFAULT_EMBEDDED_TIMEOUT if runtime.data.get(CONF_BACKEND) == BACKEND_EMBEDDED else DEFAULT_TIMEOUT
+    )
     try:
         wait = float(runtime.data.get(CONF_TIMEOUT, fallback))
     except (TypeError, ValueError):

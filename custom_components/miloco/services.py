@@ -56,9 +56,7 @@ def _text(max_chars: int) -> Callable[[Any], str]:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise _FieldInvalid("invalid_text", max=str(max_chars))
         text = str(value)
-        if not 0 < len(text) <= max_chars or any(
-            ord(char) < 32 and char not in "\n\t\r" for char in text
-        ):
+        if not 0 < len(text) <= max_chars or any(ord(char) < 32 and char not in "\n\t\r" for char in text):
             raise _FieldInvalid("invalid_text", max=str(max_chars))
         return text
 
@@ -111,7 +109,8 @@ def _cameras(value: Any) -> list[str]:
     """Return the camera entity ids, each once, in the order given."""
     try:
         ids: list[str] = cv.entity_ids(value)
-    except vol.Invalid as err:
+    except (vol.Invalid, TypeError) as err:
+        # TypeError: HA's validator iterates over whatever is not a string (a number, for one).
         raise _FieldInvalid("invalid_cameras") from err
     if not ids:
         raise _FieldInvalid("invalid_cameras")

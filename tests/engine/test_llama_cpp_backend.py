@@ -225,8 +225,8 @@ async def test_a_runtime_that_stays_busy_ends_the_wait(
         started = time.monotonic()
         with pytest.raises(BackendTimeout):
             await backend.async_complete(small)
-        # One timeout for the request ahead of it, then the caller is told, not left hanging.
-        assert time.monotonic() - started < 1.2
+        # A timeout for the request ahead of it and one for itself, then the caller is told, not left hanging.
+        assert time.monotonic() - started < 1.4
     backend.timeout_s = 60
     assert isinstance((await backend.async_complete(small)).text, str)
     gc.collect()

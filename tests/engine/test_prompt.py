@@ -410,12 +410,15 @@ def test_a_question_keeps_its_own_structure_and_can_think() -> None:
     request = prompt.build_question_request(spec, FRAMES[:1])
     assert request.json_schema == structure
     assert request.user_text() == "How many?"
-    assert request.max_tokens > prompt.build_question_request(
-        prompt.QuestionSpec(question="How many?"), FRAMES[:1]
-    ).max_tokens
+    assert (
+        request.max_tokens
+        > prompt.build_question_request(prompt.QuestionSpec(question="How many?"), FRAMES[:1]).max_tokens
+    )
 
 
-@pytest.mark.parametrize("kwargs", [{"question": "  "}, {"question": "?", "fps": float("nan")}, {"question": "?", "fps": 0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"question": "  "}, {"question": "?", "fps": float("nan")}, {"question": "?", "fps": 0}]
+)
 def test_a_question_needs_words_and_a_frame_rate(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         prompt.QuestionSpec(**kwargs)

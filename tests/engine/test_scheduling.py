@@ -232,10 +232,10 @@ async def test_a_waiting_caller_enters_once_a_waiting_camera_goes_stale() -> Non
     assert await asyncio.wait_for(waiter, 1) is True
 
 
-@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -1.0])
-async def test_a_wait_must_be_finite(timeout: float) -> None:
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -1.0])
+async def test_a_wait_must_be_finite(seconds: float) -> None:
     with pytest.raises(ValueError):
-        await FairLimiter(1).async_acquire_patient("service", timeout)
+        await FairLimiter(1).async_acquire_patient("service", seconds)
 
 
 @given(
@@ -243,7 +243,9 @@ async def test_a_wait_must_be_finite(timeout: float) -> None:
     duration=st.integers(min_value=1, max_value=4),
     services=st.integers(min_value=1, max_value=8),
 )
-def test_a_live_camera_keeps_its_turns_while_services_hammer(limit: int, duration: int, services: int) -> None:
+def test_a_live_camera_keeps_its_turns_while_services_hammer(
+    limit: int, duration: int, services: int
+) -> None:
     """A camera's check is due every 2 × `duration` ticks and retries every tick until it gets a slot;
     `services` patient callers want a slot all the time. Requests last `duration` ticks."""
     limiter = FairLimiter(limit, contender_ttl_s=duration + 1)

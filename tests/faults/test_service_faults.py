@@ -81,11 +81,28 @@ async def _refused(hass: HomeAssistant, service: str, data: dict[str, Any]) -> S
         ("config_entry_id", ["an entry"], "invalid_text"),
         ("structure", "people", "invalid_structure"),
         ("structure", [{"type": "object"}], "invalid_structure"),
-        ("structure", {"type": "object", "properties": {"n": {"type": "number", "minimum": NAN}}}, "invalid_structure"),
-        ("structure", {"type": "object", "properties": {"n": {"type": "number", "maximum": INF}}}, "invalid_structure"),
-        ("structure", {"type": "object", "properties": {"s": {"type": "string", "maxLength": -1}}}, "invalid_structure"),
-        ("structure", {"type": "object", "properties": {"s": {"type": "string", "maxLength": 0.5}}}, "invalid_structure"),
-        ("structure", _nested(5000), "invalid_structure"),
+        (
+            "structure",
+            {"type": "object", "properties": {"n": {"type": "number", "minimum": NAN}}},
+            "invalid_structure",
+        ),
+        (
+            "structure",
+            {"type": "object", "properties": {"n": {"type": "number", "maximum": INF}}},
+            "invalid_structure",
+        ),
+        (
+            "structure",
+            {"type": "object", "properties": {"s": {"type": "string", "maxLength": -1}}},
+            "invalid_structure",
+        ),
+        (
+            "structure",
+            {"type": "object", "properties": {"s": {"type": "string", "maxLength": 0.5}}},
+            "invalid_structure",
+        ),
+        # Deeper than any answer structure needs (HA's own debug log of the call recurses on far deeper ones).
+        ("structure", _nested(40), "invalid_structure"),
         (
             "structure",
             {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(5000)}},
@@ -94,9 +111,9 @@ async def _refused(hass: HomeAssistant, service: str, data: dict[str, Any]) -> S
         ("bogus", 1, "invalid_field"),
     ],
 )
+@pytest.mark.usefixtures("entry")
 async def test_analyze_refuses_bad_values(
     hass: HomeAssistant,
-    entry: MockConfigEntry,
     model_server: FakeModelServer,
     field: str,
     value: Any,
@@ -105,7 +122,11 @@ async def test_analyze_refuses_bad_values(
     error = await _refused(hass, "analyze", {**GOOD_ANALYZE, field: value})
     assert error.translation_key == key
     # Refused before any model time was spent.
-    assert not [body for body in model_server.chat_requests if "Answer the user's question" in body["messages"][0]["content"]]
+    assert not [
+        body
+        for body in model_server.chat_requests
+        if "Answer the user's question" in body["messages"][0]["content"]
+    ]
 
 
 @pytest.mark.parametrize("missing", ["cameras", "question"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, deque
 from collections.abc import Callable
+import contextlib
 import math
 import time
 
@@ -101,10 +102,8 @@ class FairLimiter:
                 changed = self._changed
                 # A slot freed or a waiting camera forgotten wakes us; a camera that stopped asking
                 # does not, so look again once it may have gone stale.
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), min(remaining, self._ttl_s / 4))
-                except TimeoutError:
-                    pass
         finally:
             self._queue.remove(ticket)
             # The next in line may be able to enter now that this one entered or left.

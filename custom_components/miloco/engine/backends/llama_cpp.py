@@ -262,15 +262,12 @@ class LlamaCppBackend:
         cancel = threading.Event()
         self._pending.add(cancel)
         # A queued job whose caller gave up is skipped when its turn comes; a running one stops at its next token.
-        future = asyncio.wrap_future(
-            self._executor.submit(self._complete, request, cancel, signal_start)
-        )
-        # Each request ahead ends within about one timeout; one more allows for another backend's request.
-        queue_limit_s = self.timeout_s * len(self._pending)
+        future = asyncio.wrap_future(self._executor.submit(self._complete, request, cancel, signal_start))
+        # Each request ahead of this one (itself included here) ends within about one timeout, and so does
+        # one of another backend holding the runtime; a wait longer than all of those is a stuck runtime.
+        queue_limit_s = self.timeout_s * (len(self._pending) + 1)
         try:
-            await asyncio.wait((started, future), timeout=queue_limit_s, return_when=asyncio.FIRST_COMPLETED)
-            if not (started.done() or future.done()):
-                raise TimeoutError
+            await _until_started(started, future, queue_limit_s)
             reply = await asyncio.wait_for(future, self.timeout_s)
         except TimeoutError:
             cancel.set()
@@ -437,6 +434,13 @@ class LlamaCppBackend:
             if llm is not None:
                 # close() frees the context, the model and (through its exit stack) the mtmd projector.
                 llm.close()
+
+
+async def _until_started(started: asyncio.Future[None], job: asyncio.Future[Any], limit_s: float) -> None:
+    """Wait until the worker starts on a request (or the job ends early); raise TimeoutError after limit_s."""
+    done, _ = await asyncio.wait((started, job), timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+    if not done:
+        raise TimeoutError
 
 
 @contextlib.contextmanager

@@ -45,8 +45,9 @@ class _FieldInvalid(vol.Invalid):
     def __init__(self, translation_key: str, **placeholders: str) -> None:
         """Remember which translated message explains the refusal."""
         super().__init__(translation_key)
-        self.translation_key = translation_key
-        self.placeholders = placeholders
+        # Not `translation_key`: newer voluptuous releases define that name as a read-only property.
+        self.refusal_key = translation_key
+        self.refusal_placeholders = placeholders
 
 
 def _text(max_chars: int) -> Callable[[Any], str]:
@@ -165,7 +166,7 @@ def _validated(schema: vol.Schema, data: Mapping[str, Any]) -> dict[str, Any]:
         first = err.errors[0] if isinstance(err, vol.MultipleInvalid) else err
         field = str(first.path[0]) if first.path else "?"
         if isinstance(first, _FieldInvalid):
-            key, placeholders = first.translation_key, first.placeholders
+            key, placeholders = first.refusal_key, first.refusal_placeholders
         else:
             # A missing required field or one the service does not have.
             key, placeholders = "invalid_field", {}

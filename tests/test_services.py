@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import time
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -15,10 +18,10 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.miloco.const import DOMAIN, SUBENTRY_RULE
 
-from .helpers import find_device
+from .helpers import find_device, remote_entry
 from .lights import SwitchableLight, async_add_lights
 from .model_server import FakeModelServer, Reply, error, garbage
-from .perception_helpers import answer, capture_events, wait_for, watch
+from .perception_helpers import answer, camera_subentry, capture_events, wait_for, watch
 from .scenes import SceneCamera, async_add_cameras, static_room, waving_hand
 from .test_rules import add_rule, rule_form
 
@@ -187,3 +190,179 @@ async def test_evaluate_rule_needs_a_rule_device(hass: HomeAssistant, entry: Moc
                 DOMAIN, "evaluate_rule", {"rule": target}, blocking=True, return_response=True
             )
         assert caught.value.translation_key == "rule_not_found"
+
+
+# --- one check path, one limiter ---------------------------------------------------------------------------
+
+
+def _is_question(body: dict[str, Any]) -> bool:
+    """Return whether a chat request is an analyze question (not a live check)."""
+    return "Answer the user's question" in body["messages"][0]["content"]
+
+
+def _busy_model(delay_s: float) -> Any:
+    """Return a responder that answers questions and checks alike, each after `delay_s`."""
+
+    def respond(body: dict[str, Any]) -> Reply:
+        if _is_question(body):
+            return Reply(content=json.dumps({"answer": "a room"}), delay_s=delay_s)
+        reply = answer()
+        reply.delay_s = delay_s
+        return reply
+
+    return respond
+
+
+async def _watch_with_one_slot(hass: HomeAssistant, model_server: FakeModelServer) -> MockConfigEntry:
+    """Watch the living room (a waving hand: every frame changes) on a backend that takes one request."""
+    camera = SceneCamera("Living room", waving_hand())
+    await async_add_cameras(hass, camera)
+    entry = remote_entry(model_server, max_concurrent=1, subentries=[camera_subentry(camera)])
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    watcher = next(iter(entry.runtime_data.watchers.values()))
+    await wait_for(lambda: len(watcher.recent_frames()) == 3)
+    return entry
+
+
+async def test_parallel_analyze_calls_share_the_one_slot_with_live_checks(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    model_server.responder = _busy_model(0.2)
+    await _watch_with_one_slot(hass, model_server)
+    responses = await asyncio.gather(
+        *(_analyze(hass, cameras=["camera.living_room"], question=f"Question {n}?") for n in range(4))
+    )
+    assert [r["cameras"]["camera.living_room"]["answer"] for r in responses] == ["a room"] * 4
+    # Four service calls and the camera's own checks, never more than one at a time on the server.
+    assert model_server.in_flight_max == 1
+    assert len([body for body in model_server.chat_requests if _is_question(body)]) == 4
+
+
+async def test_a_camera_named_many_times_is_asked_once(
+    hass: HomeAssistant, entry: MockConfigEntry, model_server: FakeModelServer
+) -> None:
+    model_server.responder = _busy_model(0)
+    response = await _analyze(hass, cameras=["camera.living_room"] * 30, question="What is going on?")
+    assert list(response["cameras"]) == ["camera.living_room"]
+    assert len([body for body in model_server.chat_requests if _is_question(body)]) == 1
+
+
+async def test_a_busy_model_ends_the_wait_with_a_translated_error(
+    hass: HomeAssistant, entry: MockConfigEntry, model_server: FakeModelServer
+) -> None:
+    limiter = entry.runtime_data.limiter
+    # Every slot taken (as by long checks in flight).
+    held = 0
+    while limiter.try_acquire(f"held{held}", time.monotonic()):
+        held += 1
+    started = time.monotonic()
+    with pytest.raises(HomeAssistantError) as caught:
+        await _analyze(hass, cameras=["camera.living_room"], question="Anyone?", max_wait=0.3)
+    assert 0.25 < time.monotonic() - started < 5
+    assert caught.value.translation_key == "busy"
+    assert "0.3 s" in str(caught.value)
+    assert not [body for body in model_server.chat_requests if _is_question(body)]
+    for index in range(held):
+        limiter.release(f"held{index}")
+    # Once a slot is free again, the same call is answered.
+    model_server.responder = _busy_model(0)
+    response = await _analyze(hass, cameras=["camera.living_room"], question="Anyone?", max_wait=5)
+    assert response["cameras"]["camera.living_room"]["answer"] == "a room"
+
+
+async def test_a_live_camera_keeps_checking_while_services_hammer(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    model_server.responder = _busy_model(0.1)
+    entry = await _watch_with_one_slot(hass, model_server)
+    watcher = next(iter(entry.runtime_data.watchers.values()))
+    answered = 0
+    stop = time.monotonic() + 3
+
+    async def hammer() -> None:
+        nonlocal answered
+        while time.monotonic() < stop:
+            await _analyze(hass, cameras=["camera.living_room"], question="Again?", max_wait=30)
+            answered += 1
+
+    checks_before = watcher.stats.checks
+    await asyncio.gather(*(hammer() for _ in range(3)))
+    # A check is due every 0.5 s and each request takes 0.1 s: the camera keeps most of its turns.
+    assert watcher.stats.checks - checks_before >= 3
+    assert answered >= 3
+    assert model_server.in_flight_max == 1
+
+
+def _verdict(body: dict[str, Any]) -> bool:
+    """Return a verdict that depends on every byte of the request's messages (prompt, frames, question)."""
+    digest = hashlib.sha256(json.dumps(body["messages"], sort_keys=True).encode()).digest()
+    return digest[0] % 2 == 0
+
+
+def _judging_model(body: dict[str, Any]) -> Reply:
+    """Answer a combined check or a per-condition question with the request's own verdict."""
+    holds = _verdict(body)
+    schema = body["response_format"]["json_schema"]["schema"]
+    if "result" in schema["properties"]:
+        return Reply(content=json.dumps({"result": "yes" if holds else "no"}))
+    aliases = list(schema["properties"].get("rules", {}).get("properties", {}))
+    return answer(rules=dict.fromkeys(aliases, holds), reason="judged")
+
+
+def _rule_question(body: dict[str, Any]) -> str:
+    return str(body["messages"][1]["content"][-1]["text"])
+
+
+@pytest.mark.parametrize("prompt_mode", ["combined", "per_condition"])
+async def test_evaluate_rule_gives_the_live_verdict(
+    hass: HomeAssistant, model_server: FakeModelServer, prompt_mode: str
+) -> None:
+    """Same frames (a still room), same camera settings: the dry run sends the live request, verdict and all."""
+    model_server.responder = _judging_model
+    camera = SceneCamera("Living room", static_room())
+    await async_add_cameras(hass, camera)
+    rule = {
+        "subentry_type": SUBENTRY_RULE,
+        "title": "Wave for light",
+        "unique_id": None,
+        "data": {"condition": "someone is waving at the camera", "cameras": ["camera.living_room"]},
+    }
+    # A heartbeat re-checks the still room every second; the camera is not at the default 2 fps.
+    entry = remote_entry(
+        model_server,
+        subentries=[camera_subentry(camera, prompt_mode=prompt_mode, heartbeat=1), rule],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    rule_id = next(sid for sid, sub in entry.subentries.items() if sub.subentry_type == SUBENTRY_RULE)
+    watcher = next(iter(entry.runtime_data.watchers.values()))
+    live: list[bool | None] = []
+    watcher.async_add_check_listener(lambda observation, _now: live.append(observation.rules.get(rule_id)))
+    # The second check: the first may have run before the window filled up.
+    await wait_for(lambda: len(live) >= 2)
+    live_requests = list(model_server.chat_requests)
+    device = find_device(hass, entry, rule_id)
+    assert device is not None
+
+    response = await hass.services.async_call(
+        DOMAIN, "evaluate_rule", {"rule": device.id}, blocking=True, return_response=True
+    )
+
+    assert response is not None
+    rule_question = "someone is waving at the camera"
+    asked = [
+        body
+        for body in model_server.chat_requests[len(live_requests) :]
+        if rule_question in _rule_question(body)
+    ]
+    assert asked, "the dry run asked about the rule"
+    reference = [body for body in live_requests if _rule_question(body) == _rule_question(asked[0])]
+    assert reference, "a live check asked the very same question"
+    # Byte for byte the live request (live checks that ran meanwhile send it too).
+    for body in asked:
+        assert body["messages"][0] == reference[-1]["messages"][0]
+        assert body["messages"] == reference[-1]["messages"]
+    assert response["cameras"]["camera.living_room"]["verdict"] is live[-1] is _verdict(asked[0])

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+import math
 from typing import Any, Final
 
-from homeassistant.components import camera
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 import voluptuous as vol
 
+from .asking import async_ask, camera_settings, dry_run_spec
 from .capture import camera_exists
-from .const import DOMAIN, SNAPSHOT_TIMEOUT
-from .engine.backends.base import VisionBackend, VisionRequest
+from .const import DOMAIN
 from .engine.backends.errors import BackendError
-from .engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS, prepare_window
-from .engine.parse import ReplyParseError, check_reply_schema, parse_reply
-from .engine.prompt import LEAD_IN, CheckSpec, build_combined_request, combined_schema, interpret_combined
-from .runtime import MilocoConfigEntry, MilocoRuntime
+from .engine.check import Answer
+from .engine.frames import FrameDecodeError
+from .engine.parse import ReplyParseError, check_reply_schema
+from .engine.prompt import ANSWER_SCHEMA, MAX_ANSWER_CHARS, CheckSpec, QuestionSpec
+from .runtime import MilocoConfigEntry
 
 SERVICE_ANALYZE: Final = "analyze"
 SERVICE_EVALUATE_RULE: Final = "evaluate_rule"
@@ -28,37 +29,122 @@ ATTR_QUESTION: Final = "question"
 ATTR_STRUCTURE: Final = "structure"
 ATTR_CONFIG_ENTRY: Final = "config_entry_id"
 ATTR_RULE: Final = "rule"
-MAX_QUESTION_CHARS: Final = 2000
-ANSWER_SCHEMA: Final[Mapping[str, Any]] = {
-    "type": "object",
-    "properties": {"answer": {"type": "string", "maxLength": MAX_QUESTION_CHARS}},
-    "required": ["answer"],
-}
-ANALYZE_SYSTEM_PROMPT: Final = (
-    "You are the vision assistant of a smart-home camera. You receive recent frames of one camera, oldest "
-    "first; the last frame is the present moment. Answer the user's question about what the frames show, "
-    "briefly and factually. Reply with one JSON object that matches the requested format, and nothing else."
-)
+ATTR_MAX_WAIT: Final = "max_wait"
+MAX_QUESTION_CHARS: Final = MAX_ANSWER_CHARS
+# Ids of config entries and devices are 26 to 32 characters; anything far longer is not one.
+MAX_ID_CHARS: Final = 255
+MAX_WAIT_S: Final = 600.0
+# An answer structure is a small JSON schema; a deep or huge one is a mistake (and deep recursion a fault).
+MAX_STRUCTURE_DEPTH: Final = 8
+MAX_STRUCTURE_NODES: Final = 500
 
-ANALYZE_SCHEMA = vol.Schema(
+
+class _FieldInvalid(vol.Invalid):
+    """A service field's value is refused; carries the translation of the reason."""
+
+    def __init__(self, translation_key: str, **placeholders: str) -> None:
+        """Remember which translated message explains the refusal."""
+        super().__init__(translation_key)
+        # Not `translation_key`: newer voluptuous releases define that name as a read-only property.
+        self.refusal_key = translation_key
+        self.refusal_placeholders = placeholders
+
+
+def _text(max_chars: int) -> Callable[[Any], str]:
+    """Return a validator of text of 1 to `max_chars` characters without control characters but line breaks."""
+
+    def validate(value: Any) -> str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise _FieldInvalid("invalid_text", max=str(max_chars))
+        text = str(value)
+        if not 0 < len(text) <= max_chars or any(ord(char) < 32 and char not in "\n\t\r" for char in text):
+            raise _FieldInvalid("invalid_text", max=str(max_chars))
+        return text
+
+    return validate
+
+
+def _seconds(maximum: float) -> Callable[[Any], float]:
+    """Return a validator of a finite number of seconds from 0 to `maximum`."""
+
+    def validate(value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise _FieldInvalid("invalid_number", min="0", max=f"{maximum:g}") from None
+        if isinstance(value, bool) or not (math.isfinite(number) and 0 <= number <= maximum):
+            raise _FieldInvalid("invalid_number", min="0", max=f"{maximum:g}")
+        return number
+
+    return validate
+
+
+def _structure(value: Any) -> dict[str, Any]:
+    """Return an answer structure that is a small object schema of the supported subset."""
+    if not isinstance(value, dict) or not _small(value):
+        raise _FieldInvalid("invalid_structure")
+    try:
+        check_reply_schema(value)
+    except ValueError as err:
+        raise _FieldInvalid("invalid_structure") from err
+    return value
+
+
+def _small(value: object) -> bool:
+    """Return whether a nested value stays within the depth and size of a sensible schema (no recursion)."""
+    pending: list[tuple[object, int]] = [(value, 1)]
+    nodes = 0
+    while pending:
+        item, depth = pending.pop()
+        nodes += 1
+        if depth > MAX_STRUCTURE_DEPTH or nodes > MAX_STRUCTURE_NODES:
+            return False
+        if isinstance(item, Mapping):
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend((child, depth + 1) for child in item)
+    return True
+
+
+def _cameras(value: Any) -> list[str]:
+    """Return the camera entity ids, each once, in the order given."""
+    try:
+        ids: list[str] = cv.entity_ids(value)
+    except (vol.Invalid, TypeError) as err:
+        # TypeError: HA's validator iterates over whatever is not a string (a number, for one).
+        raise _FieldInvalid("invalid_cameras") from err
+    if not ids:
+        raise _FieldInvalid("invalid_cameras")
+    # A camera named twice is asked once.
+    return list(dict.fromkeys(ids))
+
+
+# HA validates these before the handler runs and would raise a bare vol.Invalid; each field is checked in
+# the handler instead (VALIDATE_*), so every refusal is a translated ServiceValidationError.
+ANALYZE_SCHEMA = vol.Schema({str: object})
+EVALUATE_RULE_SCHEMA = vol.Schema({str: object})
+VALIDATE_ANALYZE = vol.Schema(
     {
-        vol.Required(ATTR_CAMERAS): cv.entity_ids,
-        vol.Required(ATTR_QUESTION): vol.All(cv.string, vol.Length(min=1, max=MAX_QUESTION_CHARS)),
-        vol.Optional(ATTR_STRUCTURE): dict,
-        vol.Optional(ATTR_CONFIG_ENTRY): cv.string,
+        vol.Required(ATTR_CAMERAS): _cameras,
+        vol.Required(ATTR_QUESTION): _text(MAX_QUESTION_CHARS),
+        vol.Optional(ATTR_STRUCTURE): _structure,
+        vol.Optional(ATTR_CONFIG_ENTRY): _text(MAX_ID_CHARS),
+        vol.Optional(ATTR_MAX_WAIT): _seconds(MAX_WAIT_S),
     }
 )
-EVALUATE_RULE_SCHEMA = vol.Schema({vol.Required(ATTR_RULE): cv.string})
+VALIDATE_EVALUATE_RULE = vol.Schema(
+    {vol.Required(ATTR_RULE): _text(MAX_ID_CHARS), vol.Optional(ATTR_MAX_WAIT): _seconds(MAX_WAIT_S)}
+)
 
 
 def async_register_services(hass: HomeAssistant) -> None:
     """Register the integration's service actions (once, in async_setup)."""
 
     async def analyze(call: ServiceCall) -> ServiceResponse:
-        return await _async_analyze(hass, call)
+        return await _async_analyze(hass, _validated(VALIDATE_ANALYZE, call.data))
 
     async def evaluate_rule(call: ServiceCall) -> ServiceResponse:
-        return await _async_evaluate_rule(hass, call)
+        return await _async_evaluate_rule(hass, _validated(VALIDATE_EVALUATE_RULE, call.data))
 
     hass.services.async_register(
         DOMAIN, SERVICE_ANALYZE, analyze, schema=ANALYZE_SCHEMA, supports_response=SupportsResponse.ONLY
@@ -72,69 +158,105 @@ def async_register_services(hass: HomeAssistant) -> None:
     )
 
 
-async def _async_analyze(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+def _validated(schema: vol.Schema, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the call's data checked and converted; raise a translated ServiceValidationError otherwise."""
+    try:
+        validated: dict[str, Any] = schema(dict(data))
+    except vol.Invalid as err:
+        first = err.errors[0] if isinstance(err, vol.MultipleInvalid) else err
+        field = str(first.path[0]) if first.path else "?"
+        if isinstance(first, _FieldInvalid):
+            key, placeholders = first.refusal_key, first.refusal_placeholders
+        else:
+            # A missing required field or one the service does not have.
+            key, placeholders = "invalid_field", {}
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key=key,
+            translation_placeholders={"field": field[:MAX_ID_CHARS], **placeholders},
+        ) from err
+    return validated
+
+
+async def _async_analyze(hass: HomeAssistant, data: dict[str, Any]) -> ServiceResponse:
     """Ask one question about each camera's latest frames; return the answer per camera."""
-    cameras: list[str] = call.data[ATTR_CAMERAS]
+    cameras: list[str] = data[ATTR_CAMERAS]
     for camera_id in cameras:
         _require_camera(hass, camera_id)
-    structure = call.data.get(ATTR_STRUCTURE)
-    schema: Mapping[str, Any] = structure or ANSWER_SCHEMA
-    try:
-        # An unsupported structure is the caller's mistake: say so before any model time is spent.
-        check_reply_schema(schema)
-    except ValueError as err:
-        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="invalid_structure") from err
+    structure: dict[str, Any] | None = data.get(ATTR_STRUCTURE)
+    wait: bool | float = data.get(ATTR_MAX_WAIT, True)
+    question = QuestionSpec(question=data[ATTR_QUESTION], json_schema=structure or ANSWER_SCHEMA)
     answers: dict[str, Any] = {}
     for camera_id in cameras:
-        entry = _entry_for(hass, camera_id, call.data.get(ATTR_CONFIG_ENTRY))
-        frames = await _async_frames(hass, entry.runtime_data, camera_id)
-        request = VisionRequest(
-            system_prompt=ANALYZE_SYSTEM_PROMPT,
-            lead_in=LEAD_IN,
-            frames=frames,
-            question=str(call.data[ATTR_QUESTION]),
-            json_schema=schema,
-            max_tokens=1024,
-        )
-        text, model, latency = await _async_ask(entry.runtime_data.backend, request)
-        answer = await _async_parse(hass, text, schema)
+        entry = _entry_for(hass, camera_id, data.get(ATTR_CONFIG_ENTRY))
+        result = await _async_ask_translated(hass, entry, camera_id, question, wait)
+        parsed = result.structured or {}
         answers[camera_id] = {
-            "answer": answer if structure else answer["answer"],
-            "frames": len(frames),
-            "model": model,
-            "latency_s": round(latency, 3),
+            "answer": parsed if structure else parsed.get("answer"),
+            "frames": result.frames_sent,
+            "model": result.model,
+            "latency_s": round(result.latency_s, 3),
         }
     return {"cameras": answers}
 
 
-async def _async_evaluate_rule(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+async def _async_evaluate_rule(hass: HomeAssistant, data: dict[str, Any]) -> ServiceResponse:
     """Judge one rule on its cameras' latest frames, without touching its state or running its action."""
-    device = dr.async_get(hass).async_get(call.data[ATTR_RULE])
+    device = dr.async_get(hass).async_get(data[ATTR_RULE])
     found = _find_rule(hass, device) if device is not None else None
     if found is None:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="rule_not_found",
-            translation_placeholders={"rule": call.data[ATTR_RULE]},
+            translation_placeholders={"rule": data[ATTR_RULE]},
         )
     entry, rule_id = found
-    rule = entry.runtime_data.rules[rule_id]
+    runtime = entry.runtime_data
+    rule = runtime.rules[rule_id]
+    wait: bool | float = data.get(ATTR_MAX_WAIT, True)
     verdicts: dict[str, Any] = {}
-    for camera_id in rule.config.cameras:
+    for camera_id in dict.fromkeys(rule.config.cameras):
         _require_camera(hass, camera_id)
-        frames = await _async_frames(hass, entry.runtime_data, camera_id)
-        spec = CheckSpec(rules=(rule.spec,))
-        request = build_combined_request(spec, frames)
-        text, _, latency = await _async_ask(entry.runtime_data.backend, request)
-        observation = interpret_combined(await _async_parse(hass, text, combined_schema(spec)), spec)
+        spec = dry_run_spec(runtime, camera_settings(runtime, camera_id), rule_id)
+        result = await _async_ask_translated(hass, entry, camera_id, spec, wait)
         verdicts[camera_id] = {
-            "verdict": observation.rules.get(rule_id, False),
-            "reason": observation.reason,
-            "raw_reply": text,
-            "frames": len(frames),
-            "latency_s": round(latency, 3),
+            "verdict": result.observation.rules.get(rule_id, False),
+            "reason": result.observation.reason,
+            "raw_reply": "\n".join(result.replies),
+            "frames": result.frames_sent,
+            "latency_s": round(result.latency_s, 3),
         }
     return {"rule": rule.title, "condition": rule.config.condition, "cameras": verdicts}
+
+
+async def _async_ask_translated(
+    hass: HomeAssistant,
+    entry: MilocoConfigEntry,
+    camera_id: str,
+    spec: CheckSpec | QuestionSpec,
+    wait: bool | float,
+) -> Answer:
+    """Ask through the one check path, waiting for a slot; translate what can go wrong for the caller."""
+    try:
+        result = await async_ask(hass, entry.runtime_data, camera_id, spec, wait=wait)
+    except BackendError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="backend_error",
+            translation_placeholders={"reason": err.reason},
+        ) from err
+    except ReplyParseError as err:
+        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="reply_not_understood") from err
+    except FrameDecodeError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="camera_unavailable",
+            translation_placeholders={"camera": camera_id},
+        ) from err
+    if result is None:
+        # Only a caller that does not wait is ever turned away; services always wait.
+        raise RuntimeError("a waiting ask returned no answer")
+    return result
 
 
 def _require_camera(hass: HomeAssistant, camera_id: str) -> None:
@@ -181,43 +303,3 @@ def _find_rule(hass: HomeAssistant, device: dr.DeviceEntry) -> tuple[MilocoConfi
             if domain == DOMAIN and identifier in entry.runtime_data.rules:
                 return entry, identifier
     return None
-
-
-async def _async_frames(hass: HomeAssistant, runtime: MilocoRuntime, camera_id: str) -> list[bytes]:
-    """Return the camera's latest window (or one snapshot of an unwatched camera), sized for the model."""
-    watcher = runtime.watcher_for(camera_id)
-    jpegs = [frame.jpeg for frame in watcher.recent_frames()] if watcher is not None else []
-    budget = watcher.config.token_budget if watcher is not None else DETAIL_BUDGETS[DEFAULT_DETAIL]
-    if not jpegs:
-        try:
-            image = await camera.async_get_image(hass, camera_id, timeout=SNAPSHOT_TIMEOUT)
-        except HomeAssistantError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="camera_unavailable",
-                translation_placeholders={"camera": camera_id},
-            ) from err
-        jpegs = [image.content]
-    prepared = await hass.async_add_executor_job(prepare_window, jpegs, budget)
-    return [frame.jpeg for frame in prepared]
-
-
-async def _async_ask(backend: VisionBackend, request: VisionRequest) -> tuple[str, str, float]:
-    """Send the request; translate a backend failure for the caller."""
-    try:
-        reply = await backend.async_complete(request)
-    except BackendError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="backend_error",
-            translation_placeholders={"reason": err.reason},
-        ) from err
-    return reply.text, reply.model, reply.latency_s
-
-
-async def _async_parse(hass: HomeAssistant, text: str, schema: Mapping[str, Any]) -> dict[str, Any]:
-    """Parse the reply off the event loop; translate a reply that is not understood."""
-    try:
-        return await hass.async_add_executor_job(parse_reply, text, schema)
-    except ReplyParseError as err:
-        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="reply_not_understood") from err

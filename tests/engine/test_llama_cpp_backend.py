@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 import contextlib
 import gc
 import io
@@ -29,6 +29,7 @@ from custom_components.miloco.engine.backends.errors import (
     ServerError,
 )
 from custom_components.miloco.engine.backends.llama_cpp import (
+    _RUNTIME_LOCK,
     THREAD_NAME_PREFIX,
     LlamaCppBackend,
     async_probe_runtime,
@@ -178,6 +179,56 @@ async def test_timeout_returns_at_once_and_the_backend_recovers(
     backend.timeout_s = 60
     reply = await backend.async_complete(perception_request())
     assert conforms(json.loads(reply.text), PERCEPTION_SCHEMA)
+    gc.collect()
+    await asyncio.sleep(0)
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+@contextlib.contextmanager
+def runtime_busy_for(seconds: float) -> Iterator[None]:
+    """Keep llama.cpp busy for `seconds` on another thread, as another request (or backend) would."""
+    held = threading.Event()
+
+    def hold() -> None:
+        with _RUNTIME_LOCK:
+            held.set()
+            time.sleep(seconds)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait()
+    try:
+        yield
+    finally:
+        thread.join()
+
+
+async def test_waiting_for_the_runtime_is_not_counted_against_the_timeout(backend: LlamaCppBackend) -> None:
+    small = VisionRequest(system_prompt="s", frames=[jpeg_frame(0)], question="q", max_tokens=8)
+    started = time.monotonic()
+    await backend.async_complete(small)
+    # Room for one request several times over, but less than the wait ahead of it plus the request.
+    backend.timeout_s = 3 * (time.monotonic() - started) + 1
+    with runtime_busy_for(backend.timeout_s + 0.5):
+        reply = await backend.async_complete(small)
+    assert isinstance(reply.text, str)
+    assert backend.stats.failures == 0
+
+
+async def test_a_runtime_that_stays_busy_ends_the_wait(
+    backend: LlamaCppBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    small = VisionRequest(system_prompt="s", frames=[jpeg_frame(0)], question="q", max_tokens=8)
+    backend.timeout_s = 0.3
+    with runtime_busy_for(1.5):
+        started = time.monotonic()
+        with pytest.raises(BackendTimeout):
+            await backend.async_complete(small)
+        # A timeout for the request ahead of it and one for itself, then the caller is told, not left hanging.
+        assert time.monotonic() - started < 1.4
+    backend.timeout_s = 60
+    assert isinstance((await backend.async_complete(small)).text, str)
     gc.collect()
     await asyncio.sleep(0)
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]

@@ -385,3 +385,40 @@ def test_condition_presence_not_asked_or_missing() -> None:
         is None
     )
     assert prompt.interpret_conditions({}, CheckSpec(presence=True)).person_present is None
+
+
+# --- a free question (the analyze service) -------------------------------------------------------------
+
+
+def test_a_question_describes_the_frames_and_comes_last() -> None:
+    spec = prompt.QuestionSpec(question="Is anyone on the sofa?", fps=4)
+    request = prompt.build_question_request(spec, FRAMES)
+    assert "6 frames taken over 1.5 seconds (4 frames per second)" in request.system_prompt
+    assert list(request.frames) == FRAMES
+    assert request.lead_in == prompt.LEAD_IN
+    assert request.user_text() == "Is anyone on the sofa?/no_think"
+    assert request.json_schema == prompt.ANSWER_SCHEMA
+    parse.check_reply_schema(request.json_schema)
+    assert parse.parse_reply('{"answer": "yes, one person"}', request.json_schema) == {
+        "answer": "yes, one person"
+    }
+
+
+def test_a_question_keeps_its_own_structure_and_can_think() -> None:
+    structure = {"type": "object", "properties": {"people": {"type": "integer"}}, "required": ["people"]}
+    spec = prompt.QuestionSpec(question="How many?", json_schema=structure, thinking=True)
+    request = prompt.build_question_request(spec, FRAMES[:1])
+    assert request.json_schema == structure
+    assert request.user_text() == "How many?"
+    assert (
+        request.max_tokens
+        > prompt.build_question_request(prompt.QuestionSpec(question="How many?"), FRAMES[:1]).max_tokens
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"question": "  "}, {"question": "?", "fps": float("nan")}, {"question": "?", "fps": 0}]
+)
+def test_a_question_needs_words_and_a_frame_rate(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        prompt.QuestionSpec(**kwargs)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+import time
 
 from hypothesis import given, strategies as st
 import pytest
@@ -107,3 +109,165 @@ def test_cameras_asking_in_lockstep_share_the_slots(limit: int, cameras: int, du
     # waiting one asks (here, up to a tick; in the integration, until its next frame). The worst case,
     # one-tick requests in lockstep, keeps two thirds of the slots busy.
     assert sum(counts) * duration >= 0.66 * 300 * min(limit, cameras)
+
+
+# --- patient callers (service actions): they wait in line, after live cameras ---------------------------
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        """Start at zero."""
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        """Return the current time."""
+        return self.now
+
+
+def test_a_patient_caller_takes_a_free_slot_and_counts_against_the_limit() -> None:
+    limiter = FairLimiter(1)
+    assert limiter.try_acquire_patient("service", 0)
+    assert limiter.in_flight == 1
+    assert not limiter.try_acquire("camera", 0)
+    limiter.release("service")
+    assert limiter.try_acquire("camera", 1)
+
+
+def test_a_refused_camera_goes_before_any_patient_caller() -> None:
+    limiter = FairLimiter(1, contender_ttl_s=5)
+    assert limiter.try_acquire_patient("service", 0)
+    assert not limiter.try_acquire("camera", 0.5)
+    limiter.release("service")
+    # The slot is free, but the camera was refused and asks again on its next frame: it goes first.
+    assert not limiter.try_acquire_patient("service", 0.6)
+    assert limiter.try_acquire("camera", 0.7)
+    limiter.release("camera")
+    assert limiter.try_acquire_patient("service", 0.8)
+
+
+def test_a_camera_that_stopped_asking_holds_no_patient_caller_back() -> None:
+    limiter = FairLimiter(1, contender_ttl_s=5)
+    assert limiter.try_acquire_patient("service", 0)
+    assert not limiter.try_acquire("camera", 1)
+    limiter.release("service")
+    assert not limiter.try_acquire_patient("service", 5.9)
+    assert limiter.try_acquire_patient("service", 6.1)
+
+
+def test_patient_callers_leave_a_slot_to_live_checks() -> None:
+    limiter = FairLimiter(3)
+    assert limiter.patient_share == 2
+    assert limiter.try_acquire_patient("service", 0)
+    assert limiter.try_acquire_patient("service", 0)
+    assert not limiter.try_acquire_patient("service", 0)
+    assert limiter.try_acquire("camera", 0)
+    assert limiter.in_flight == 3
+
+
+async def test_a_waiting_caller_is_woken_by_a_release() -> None:
+    clock = FakeClock()
+    limiter = FairLimiter(1, clock=clock)
+    assert limiter.try_acquire("camera", clock.now)
+    waiter = asyncio.create_task(limiter.async_acquire_patient("service", 30))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    limiter.release("camera")
+    assert await asyncio.wait_for(waiter, 1) is True
+    assert limiter.in_flight == 1
+
+
+async def test_waiting_callers_enter_in_arrival_order() -> None:
+    clock = FakeClock()
+    limiter = FairLimiter(1, clock=clock)
+    assert limiter.try_acquire("camera", clock.now)
+    first = asyncio.create_task(limiter.async_acquire_patient("first", 30))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(limiter.async_acquire_patient("second", 30))
+    await asyncio.sleep(0.01)
+    limiter.release("camera")
+    assert await asyncio.wait_for(first, 1) is True
+    await asyncio.sleep(0.01)
+    assert not second.done()
+    limiter.release("first")
+    assert await asyncio.wait_for(second, 1) is True
+
+
+async def test_a_waiting_caller_gives_up_after_its_timeout() -> None:
+    limiter = FairLimiter(1)
+    assert limiter.try_acquire("camera", 0)
+    started = time.monotonic()
+    assert await limiter.async_acquire_patient("service", 0.05) is False
+    assert 0.04 < time.monotonic() - started < 1
+    # Nothing was taken and nobody is left in line: the next caller enters as soon as the slot frees.
+    limiter.release("camera")
+    assert limiter.in_flight == 0
+    assert limiter.try_acquire_patient("service", 1)
+
+
+async def test_a_cancelled_waiter_leaves_the_line() -> None:
+    limiter = FairLimiter(1)
+    assert limiter.try_acquire("camera", 0)
+    waiter = asyncio.create_task(limiter.async_acquire_patient("gone", 30))
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    limiter.release("camera")
+    assert limiter.try_acquire_patient("next", 1)
+
+
+async def test_a_waiting_caller_enters_once_a_waiting_camera_goes_stale() -> None:
+    clock = FakeClock()
+    limiter = FairLimiter(1, contender_ttl_s=0.2, clock=clock)
+    assert limiter.try_acquire("a", 0)
+    assert not limiter.try_acquire("b", 0)
+    limiter.release("a")
+    waiter = asyncio.create_task(limiter.async_acquire_patient("service", 30))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    # "b" never asks again; once its turn has lapsed on the clock, the waiter looks again and enters.
+    clock.now = 1.0
+    assert await asyncio.wait_for(waiter, 1) is True
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -1.0])
+async def test_a_wait_must_be_finite(seconds: float) -> None:
+    with pytest.raises(ValueError):
+        await FairLimiter(1).async_acquire_patient("service", seconds)
+
+
+@given(
+    limit=st.integers(min_value=1, max_value=3),
+    duration=st.integers(min_value=1, max_value=4),
+    services=st.integers(min_value=1, max_value=8),
+)
+def test_a_live_camera_keeps_its_turns_while_services_hammer(
+    limit: int, duration: int, services: int
+) -> None:
+    """A camera's check is due every 2 × `duration` ticks and retries every tick until it gets a slot;
+    `services` patient callers want a slot all the time. Requests last `duration` ticks."""
+    limiter = FairLimiter(limit, contender_ttl_s=duration + 1)
+    served: Counter[str] = Counter()
+    running: list[tuple[int, str]] = []
+    camera_due = 0
+    for tick in range(300):
+        for job in [job for job in running if job[0] <= tick]:
+            running.remove(job)
+            limiter.release(job[1])
+        if tick >= camera_due and limiter.try_acquire("camera", tick):
+            served["camera"] += 1
+            running.append((tick + duration, "camera"))
+            camera_due = tick + 2 * duration
+        for index in range(services):
+            name = f"service{index}"
+            if name not in {n for _, n in running} and limiter.try_acquire_patient(name, tick):
+                served["service"] += 1
+                running.append((tick + duration, name))
+        assert limiter.in_flight <= limit
+    # With one slot a due check waits at most for the one service request ahead of it; with more
+    # slots, the services never hold the last one, so the camera is never held back at all.
+    cycle = 3 * duration if limit == 1 else 2 * duration
+    assert served["camera"] >= 300 // cycle - 1
+    assert served["service"] > 0

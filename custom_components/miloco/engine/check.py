@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 import contextlib
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +14,10 @@ from .parse import parse_reply
 from .prompt import (
     CheckSpec,
     Observation,
+    QuestionSpec,
     build_combined_request,
     build_condition_requests,
+    build_question_request,
     interpret_combined,
     interpret_conditions,
 )
@@ -35,11 +37,16 @@ class Answer:
     # Server-reported totals over the check's requests; None when any reply lacked them.
     prompt_tokens: int | None
     completion_tokens: int | None
+    # The raw reply texts, in request order (a dry run shows them), and the model that answered.
+    replies: tuple[str, ...] = ()
+    model: str | None = None
+    # The parsed reply of a free question (QuestionSpec); None for a check.
+    structured: Mapping[str, Any] | None = None
 
 
 async def ask(
     backend: VisionBackend,
-    spec: CheckSpec,
+    spec: CheckSpec | QuestionSpec,
     jpegs: Sequence[bytes],
     *,
     budget: int,
@@ -58,7 +65,15 @@ async def ask(
     frames = [frame.jpeg for frame in prepared]
     tokens = sum(frame.tokens for frame in prepared)
     replies: list[VisionReply] = []
-    if per_condition:
+    structured: dict[str, Any] | None = None
+    if isinstance(spec, QuestionSpec):
+        # A free question is one request whatever the prompt mode: there are no conditions to split.
+        request = build_question_request(spec, frames)
+        reply = await backend.async_complete(request)
+        replies.append(reply)
+        structured = await _parse(loop, reply, request)
+        observation = Observation()
+    elif per_condition:
         answers: dict[str, dict[str, Any]] = {}
         for key, request in build_condition_requests(spec, frames):
             reply = await backend.async_complete(request)
@@ -78,6 +93,9 @@ async def ask(
         latency_s=sum(reply.latency_s for reply in replies),
         prompt_tokens=_total(reply.usage.prompt_tokens for reply in replies),
         completion_tokens=_total(reply.usage.completion_tokens for reply in replies),
+        replies=tuple(reply.text for reply in replies),
+        model=replies[-1].model if replies else None,
+        structured=structured,
     )
 
 

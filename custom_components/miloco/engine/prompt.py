@@ -22,6 +22,15 @@ _THINKING_TOKENS: Final = 2048
 
 _RULE_PREFIX: Final = "rule:"
 
+# A free question (the analyze service): the longest answer text, and the reply budget.
+MAX_ANSWER_CHARS: Final = 2000
+_QUESTION_TOKENS: Final = 1024
+ANSWER_SCHEMA: Final[Mapping[str, Any]] = {
+    "type": "object",
+    "properties": {"answer": {"type": "string", "maxLength": MAX_ANSWER_CHARS}},
+    "required": ["answer"],
+}
+
 
 @dataclass(frozen=True, slots=True)
 class RuleSpec:
@@ -84,6 +93,23 @@ class Observation:
     # Rule id → whether the condition holds; a rule without an answer is absent.
     rules: Mapping[str, bool] = field(default_factory=dict)
     reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuestionSpec:
+    """A free question about a camera's frames, answered in the JSON object `json_schema` describes."""
+
+    question: str
+    json_schema: Mapping[str, Any] = field(default_factory=lambda: ANSWER_SCHEMA)
+    fps: float = 2.0
+    thinking: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse an empty question and a non-positive frame rate."""
+        if not self.question.strip():
+            raise ValueError("the question is empty")
+        if not (math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"fps must be positive, not {self.fps}")
 
 
 def _check_keys(keys: tuple[str, ...], kind: LabelKind) -> None:
@@ -303,4 +329,33 @@ def interpret_conditions(results: Mapping[str, Mapping[str, Any]], spec: CheckSp
             for rule in spec.rules
             if f"{_RULE_PREFIX}{rule.rule_id}" in answers
         },
+    )
+
+
+# --- a free question: the analyze service --------------------------------------------------------------
+
+
+def question_system_prompt(spec: QuestionSpec, n_frames: int) -> str:
+    """Return the system prompt of a free question; it describes the frames as the check prompts do."""
+    return "\n".join(
+        [
+            "You are the vision assistant of a smart-home camera.",
+            f"You receive {n_frames} frames taken over {_number(n_frames / spec.fps)} seconds "
+            f"({_number(spec.fps)} frames per second), oldest first; the last frame is the present moment.",
+            "Answer the user's question about what the frames show, briefly and factually.",
+            "Reply with one JSON object that matches the requested format, and nothing else.",
+        ]
+    )
+
+
+def build_question_request(spec: QuestionSpec, frames: Sequence[bytes]) -> VisionRequest:
+    """Return the one request that asks the question about these frames."""
+    return VisionRequest(
+        system_prompt=question_system_prompt(spec, len(frames)),
+        lead_in=LEAD_IN,
+        frames=tuple(frames),
+        question=spec.question,
+        json_schema=spec.json_schema,
+        max_tokens=_THINKING_TOKENS + _QUESTION_TOKENS if spec.thinking else _QUESTION_TOKENS,
+        thinking=spec.thinking,
     )

@@ -1,32 +1,49 @@
-"""Admission to a busy backend: skip, never queue, and take turns fairly between cameras."""
+"""Admission to a busy backend: live checks skip, services wait their turn, and cameras take turns fairly."""
 
 from __future__ import annotations
 
-from collections import Counter
+import asyncio
+from collections import Counter, deque
+from collections.abc import Callable
+import contextlib
 import math
+import time
 
 
 class FairLimiter:
-    """At most `limit` requests in flight; a caller that finds no free slot is refused, not queued.
+    """At most `limit` requests in flight, shared by two kinds of callers.
 
+    Live callers (a camera's checks) use `try_acquire`: one that finds no free slot is refused, not queued.
     Refusing keeps the newest frames winning and memory flat, but on its own it lets the camera that
     happens to ask first take every slot. So service goes in rounds: a caller served in this round must
     let every caller that was refused (and has not been served since) have a turn before its next one.
     A refused caller that has not asked again for `contender_ttl_s` is no longer waiting.
+
+    Patient callers (service actions) use `async_acquire_patient`: they queue, first come first served,
+    for at most a timeout. They come after live ones: a patient caller enters only while no live caller is
+    waiting for a turn, and patient callers together hold at most `limit - 1` slots (one when the limit is
+    one), so a free slot always goes to a refused camera first and live checks are never starved.
     """
 
-    def __init__(self, limit: int, contender_ttl_s: float = 5.0) -> None:
-        """Create a limiter with `limit` slots."""
+    def __init__(
+        self, limit: int, contender_ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """Create a limiter with `limit` slots; `clock` dates the turns when a patient caller looks at them."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         if not (math.isfinite(contender_ttl_s) and contender_ttl_s > 0):
             raise ValueError(f"contender_ttl_s must be positive, not {contender_ttl_s}")
         self._limit = limit
         self._ttl_s = contender_ttl_s
+        self._clock = clock
         self._running: Counter[str] = Counter()
         # Callers refused since they were last served, and when they last asked.
         self._waiting: dict[str, float] = {}
         self._served_this_round: set[str] = set()
+        # Slots held by patient callers, and the queue of those still waiting (a ticket each, oldest first).
+        self._patient_running: Counter[str] = Counter()
+        self._queue: deque[object] = deque()
+        self._changed = asyncio.Event()
 
     @property
     def limit(self) -> int:
@@ -37,6 +54,11 @@ class FairLimiter:
     def in_flight(self) -> int:
         """Return how many slots are taken."""
         return self._running.total()
+
+    @property
+    def patient_share(self) -> int:
+        """Return how many slots patient callers may hold at once."""
+        return max(1, self._limit - 1)
 
     def try_acquire(self, key: str, now: float) -> bool:
         """Take a slot for `key` and return True, or return False (the caller skips this check)."""
@@ -55,18 +77,74 @@ class FairLimiter:
         self._running[key] += 1
         return True
 
+    def try_acquire_patient(self, key: str, now: float) -> bool:
+        """Take a slot for a patient caller if one may enter now (and none queues ahead); never queue."""
+        return not self._queue and self._admit_patient(key, now)
+
+    async def async_acquire_patient(self, key: str, timeout_s: float) -> bool:
+        """Wait in line for a slot for `key`; return False when `timeout_s` passed without one."""
+        if not (math.isfinite(timeout_s) and timeout_s >= 0):
+            raise ValueError(f"timeout_s must be a finite number of seconds, not {timeout_s}")
+        if self.try_acquire_patient(key, self._clock()):
+            return True
+        loop = asyncio.get_running_loop()
+        # The wait is timed by the loop; `clock` only dates the cameras' turns (as their callers do).
+        deadline = loop.time() + timeout_s
+        ticket = object()
+        self._queue.append(ticket)
+        try:
+            while True:
+                if self._queue[0] is ticket and self._admit_patient(key, self._clock()):
+                    return True
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                changed = self._changed
+                # A slot freed or a waiting camera forgotten wakes us; a camera that stopped asking
+                # does not, so look again once it may have gone stale.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(remaining, self._ttl_s / 4))
+        finally:
+            self._queue.remove(ticket)
+            # The next in line may be able to enter now that this one entered or left.
+            self._notify()
+
     def release(self, key: str) -> None:
-        """Give back a slot that `key` took."""
+        """Give back a slot that `key` took (live or patient)."""
         if self._running[key] <= 0:
-            raise RuntimeError(f"release({key!r}) without a matching try_acquire()")
+            raise RuntimeError(f"release({key!r}) without a matching acquire")
         self._running[key] -= 1
         if not self._running[key]:
             del self._running[key]
+        if self._patient_running[key] > 0:
+            self._patient_running[key] -= 1
+            if not self._patient_running[key]:
+                del self._patient_running[key]
+        self._notify()
 
     def forget(self, key: str) -> None:
         """Forget `key` altogether (its camera was removed)."""
         self._waiting.pop(key, None)
         self._served_this_round.discard(key)
+        self._notify()
+
+    def _admit_patient(self, key: str, now: float) -> bool:
+        """Take a slot for a patient caller when one is free, within its share, and no camera waits for it."""
+        self._drop_stale(now)
+        if (
+            self.in_flight >= self._limit
+            or self._patient_running.total() >= self.patient_share
+            or self._waiting
+        ):
+            return False
+        self._running[key] += 1
+        self._patient_running[key] += 1
+        return True
+
+    def _notify(self) -> None:
+        """Wake the patient callers to look again (each wait gets a fresh event)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def _drop_stale(self, now: float) -> None:
         """Forget callers that stopped asking: they are not waiting for a turn."""

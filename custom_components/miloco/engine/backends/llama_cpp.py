@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 import concurrent.futures
 import contextlib
 import ctypes
@@ -196,7 +196,8 @@ class LlamaCppBackend:
         self._runtime_version: str | None = None
         self._effective_threads: int | None = None
         self._closed = False
-        self._cancel_current: threading.Event | None = None
+        # The cancel flags of the requests submitted and not yet finished (running or queued).
+        self._pending: set[threading.Event] = set()
 
     @property
     def _paths(self) -> tuple[Path, Path]:
@@ -235,29 +236,55 @@ class LlamaCppBackend:
             raise
 
     async def async_complete(self, request: VisionRequest) -> VisionReply:
-        """Answer one request; the caller gets BackendTimeout on time while the worker winds down."""
+        """Answer one request; the caller gets BackendTimeout on time while the worker winds down.
+
+        The timeout counts from the moment the worker starts on this request. Requests run one at a time
+        (on this backend's thread, and across backends under the runtime lock), so one that waits for another
+        to finish must not spend its own time on that wait.
+        """
         if self._closed:
             raise BackendClosed("the backend is closed")
         if self._llm is None:
             raise ModelLoadError("the model is not loaded")
         self._stats.requests += 1
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[None] = loop.create_future()
+
+        def on_start() -> None:
+            if not started.done():
+                started.set_result(None)
+
+        def signal_start() -> None:
+            # Called on the worker thread; a loop that closed meanwhile has nobody left to tell.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(on_start)
+
         cancel = threading.Event()
-        self._cancel_current = cancel
-        # A queued job that times out is cancelled before it starts; a running one stops at its next token.
-        future = asyncio.wrap_future(self._executor.submit(self._complete, request, cancel))
+        self._pending.add(cancel)
+        # A queued job whose caller gave up is skipped when its turn comes; a running one stops at its next token.
+        future = asyncio.wrap_future(self._executor.submit(self._complete, request, cancel, signal_start))
+        # Each request ahead of this one (itself included here) ends within about one timeout, and so does
+        # one of another backend holding the runtime; a wait longer than all of those is a stuck runtime.
+        queue_limit_s = self.timeout_s * (len(self._pending) + 1)
         try:
+            await _until_started(started, future, queue_limit_s)
             reply = await asyncio.wait_for(future, self.timeout_s)
         except TimeoutError:
             cancel.set()
+            future.cancel()
             err: BackendError = BackendTimeout(f"no answer within {self.timeout_s:g} s")
             self._record_failure(err)
             raise err from None
         except asyncio.CancelledError:
             cancel.set()
+            future.cancel()
             raise
         except BackendError as err:
             self._record_failure(err)
             raise
+        finally:
+            self._pending.discard(cancel)
+            started.cancel()
         self._stats.last_latency_s = reply.latency_s
         return reply
 
@@ -266,8 +293,8 @@ class LlamaCppBackend:
         if self._closed:
             return
         self._closed = True
-        if self._cancel_current is not None:
-            self._cancel_current.set()
+        for cancel in self._pending:
+            cancel.set()
         loop = asyncio.get_running_loop()
         try:
             await asyncio.wrap_future(self._executor.submit(self._unload))
@@ -349,13 +376,17 @@ class LlamaCppBackend:
                 self._effective_threads,
             )
 
-    def _complete(self, request: VisionRequest, cancel: threading.Event) -> VisionReply:
+    def _complete(
+        self, request: VisionRequest, cancel: threading.Event, on_start: Callable[[], None]
+    ) -> VisionReply:
         with _RUNTIME_LOCK:
             llm = self._llm
             if llm is None or self._closed:
                 raise BackendClosed("the backend is closed")
             if cancel.is_set():
                 raise BackendTimeout("the request was given up before it started")
+            # From here on the request's own timeout runs (see async_complete).
+            on_start()
             content: list[dict[str, Any]] = []
             if request.lead_in:
                 content.append({"type": "text", "text": request.lead_in})
@@ -403,6 +434,13 @@ class LlamaCppBackend:
             if llm is not None:
                 # close() frees the context, the model and (through its exit stack) the mtmd projector.
                 llm.close()
+
+
+async def _until_started(started: asyncio.Future[None], job: asyncio.Future[Any], limit_s: float) -> None:
+    """Wait until the worker starts on a request (or the job ends early); raise TimeoutError after limit_s."""
+    done, _ = await asyncio.wait((started, job), timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+    if not done:
+        raise TimeoutError
 
 
 @contextlib.contextmanager

@@ -45,7 +45,7 @@ from homeassistant.helpers import frame
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from pytest_homeassistant_custom_component.common import async_test_home_assistant
 
-from benchmarks import report
+from benchmarks import prepare_micro, report
 from benchmarks.baselines import BASELINE_EVENT, BaselineCamera
 from benchmarks.costmodel import CostModel
 from benchmarks.llama_compare import async_compare
@@ -54,6 +54,7 @@ from benchmarks.ours import RULE_CONDITIONS, RULE_KINDS, Ours
 from benchmarks.scenes import (
     SCENARIOS,
     BenchCamera,
+    Scene,
     Showing,
     async_add_cameras,
     build_scenes,
@@ -136,6 +137,8 @@ class Plan:
     # Run the phases at the same time on separate cameras (a smoke test's shortcut: counts stay per
     # policy, but CPU, lag and memory are then the sum of all of them).
     concurrent: bool = False
+    # Checks of the frame-preparation micro-benchmark (benchmarks/prepare_micro.py); 0 skips it.
+    prepare_checks: int = 0
 
 
 @dataclass(slots=True)
@@ -192,7 +195,7 @@ def default_plan(warmup_s: float = 3.0, duration_s: float = 16.0, target_s: floa
             tracemalloc=True,
         )
     )
-    return Plan("default", tuple(phases), 4, 5, 32, 5, (1, 5, 10), 3)
+    return Plan("default", tuple(phases), 4, 5, 32, 5, (1, 5, 10), 3, prepare_checks=60)
 
 
 def quick_plan(warmup_s: float = 3.0, duration_s: float = 5.0) -> Plan:
@@ -204,7 +207,7 @@ def quick_plan(warmup_s: float = 3.0, duration_s: float = 5.0) -> Plan:
     groups = (*(Group(scenario, 1, 3) for scenario in SCENARIOS), Group("busy", 1, 1))
     phases = [PhaseSpec("idle", "idle", (), 0.5, 2.0)]
     phases += [PhaseSpec(f"mixed-{policy}", policy, groups, warmup_s, duration_s) for policy in POLICIES]
-    return Plan("quick", tuple(phases), 1, 3, 1, 3, (1, 3), 1)
+    return Plan("quick", tuple(phases), 1, 3, 1, 3, (1, 3), 1, prepare_checks=8)
 
 
 # --- the simulated model server ----------------------------------------------------------------------
@@ -685,6 +688,12 @@ async def async_run(settings: Settings, *, progress: Callable[[str], None] = pri
     loop = asyncio.get_running_loop()
     needed = tuple(sorted({group.scenario for phase in plan.phases for group in phase.groups}))
     scenes = build_scenes(needed)
+    prepare: dict[str, Any] | None = None
+    if plan.prepare_checks:
+        # Before anything else runs, on the busy room's frames (every frame differs).
+        progress("frame preparation: per window against per frame")
+        busy = scenes.get("busy") or build_scenes(("busy",))["busy"]
+        prepare = await loop.run_in_executor(None, _measure_prepare, busy, plan.prepare_checks)
     server = ModelServer(settings.cost, settings.server_slots)
     await loop.run_in_executor(None, server.start)
     phases: list[dict[str, Any]] = []
@@ -715,9 +724,16 @@ async def async_run(settings: Settings, *, progress: Callable[[str], None] = pri
                 repeats=plan.llama_repeats,
             )
     results = assemble(settings, machine, phases, llama)
+    results["prepare_micro"] = prepare
     results["server_totals"] = server_totals
     results["run_seconds"] = round(time.monotonic() - started, 1)
     return results
+
+
+def _measure_prepare(scene: Scene, checks: int) -> dict[str, Any]:
+    """Return the frame-preparation micro-benchmark on a scene's frames at 2 fps (every other slot)."""
+    jpegs = [scene.frame(slot).jpeg for slot in range(0, scene.slots, 2)]
+    return prepare_micro.measure(jpegs, checks)
 
 
 async def _run_phases(ctx: Context, plan: Plan, progress: Callable[[str], None]) -> list[dict[str, Any]]:
@@ -1042,7 +1058,9 @@ def parse_args(argv: Sequence[str]) -> Settings:
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the 32x5 phase (not the default results)"
     )
-    parser.add_argument("--only", help="comma-separated phase names to run (for development)")
+    parser.add_argument(
+        "--only", help="comma-separated phase names to run (for development; prepare-micro: the micro-benchmark)"
+    )
     parser.add_argument("--out", type=Path, help="directory for results.json and results.md")
     args = parser.parse_args(argv)
     timing = {
@@ -1058,6 +1076,8 @@ def parse_args(argv: Sequence[str]) -> Settings:
     if args.only:
         wanted = set(args.only.split(","))
         phases = tuple(phase for phase in phases if phase.name in wanted or phase.policy == "idle")
+        if "prepare-micro" not in wanted:
+            plan = replace(plan, prepare_checks=0)
     if args.profile:
         target = f"busy-ours-{plan.target_cameras}x{plan.target_rules}"
         phases = tuple(replace(phase, profile=phase.name == target) for phase in phases)

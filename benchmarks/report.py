@@ -7,6 +7,8 @@ from pathlib import Path
 import sys
 from typing import Any
 
+from benchmarks import prepare_micro
+
 POLICY_NAMES = {"ours": "ours", "reference": "reference (Miloco 1.x)", "naive": "naive"}
 
 
@@ -50,6 +52,7 @@ def render(results: dict[str, Any]) -> str:
     lines += _ratios(results)
     lines += _rules(results)
     lines += _scale(results)
+    lines += prepare_micro.render(results.get("prepare_micro"))
     lines += _mixed(results)
     lines += _memory(results)
     lines += _llama(results)
@@ -417,8 +420,10 @@ def _scale(results: dict[str, Any]) -> list[str]:
         "",
         "Overhead per check: the check's wall time (from the moment it starts, frames chosen, to its answer "
         "applied and its events fired) minus the model time of its requests (the longest one for the "
-        'reference, whose requests run at once). "prepare": resizing the window (ours, '
-        "`prepare_window`) or hashing and cropping it (reference), in the executor, including waiting there.",
+        'reference, whose requests run at once). "prepare": what the check does to its frames before its '
+        "request: picking the sizes made when each frame was captured (ours, `pick_window`; `prepare_window` "
+        "only for frames not prepared) or hashing and cropping the window (reference, in the executor, "
+        "including waiting there).",
         "",
     ]
     return lines

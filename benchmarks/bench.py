@@ -1059,7 +1059,8 @@ def parse_args(argv: Sequence[str]) -> Settings:
         "--profile", action="store_true", help="cProfile the 32x5 phase (not the default results)"
     )
     parser.add_argument(
-        "--only", help="comma-separated phase names to run (for development; prepare-micro: the micro-benchmark)"
+        "--only",
+        help="comma-separated phase names to run (for development; prepare-micro: the micro-benchmark)",
     )
     parser.add_argument("--out", type=Path, help="directory for results.json and results.md")
     args = parser.parse_args(argv)

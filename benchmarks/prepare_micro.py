@@ -41,31 +41,25 @@ def measure(jpegs: Sequence[bytes], checks: int) -> dict[str, Any]:
     plan = FramePlan(frames=WINDOW, budget=DETAIL_BUDGETS[DETAIL])
     per_interval = round(FPS * INTERVAL_S)
     stream = [jpegs[i % len(jpegs)] for i in range(WINDOW + per_interval * checks)]
-    versions: list[FrameVersions] = []
     # Warm both paths (imports, allocator) outside the measurement.
     prepare_window(stream[:WINDOW], plan.budget)
-    for data in stream[:WINDOW]:
-        versions.append(prepare_capture(data, plan)[1])
+    versions = _capture_each(stream[:WINDOW], plan)
     samples: dict[str, list[float]] = {key: [] for key in _KEYS}
     for check in range(checks):
         first_new = WINDOW + check * per_interval
         new_frames = stream[first_new : first_new + per_interval]
         window = stream[first_new + per_interval - WINDOW : first_new + per_interval]
         # Before: a thumbnail decode per frame, then the whole window at the check.
-        capture_cpu, capture_wall = _timed(lambda: [thumbnail(data) for data in new_frames])
-        check_cpu, check_wall = _timed(lambda: prepare_window(window, plan.budget))
-        _add(samples, "window", capture_cpu, capture_wall, check_cpu, check_wall, len(new_frames))
+        _, capture_cpu, _ = _timed(_thumbnail_each, new_frames)
+        _, check_cpu, check_wall = _timed(prepare_window, window, plan.budget)
+        _add(samples, "window", capture_cpu / len(new_frames), check_cpu, check_wall)
         # After: one decode per frame into everything, then a pick at the check.
-        made: list[FrameVersions] = []
-        capture_cpu, capture_wall = _timed(
-            lambda: made.extend(prepare_capture(data, plan)[1] for data in new_frames)
-        )
+        made, capture_cpu, _ = _timed(_capture_each, new_frames, plan)
         versions = [*versions, *made][-WINDOW:]
-        picked: list[Any] = []
-        check_cpu, check_wall = _timed(lambda: picked.append(pick_window(versions, plan.budget)))
-        if picked[0] is None:
+        picked, check_cpu, check_wall = _timed(pick_window, versions, plan.budget)
+        if picked is None:
             raise RuntimeError("the prepared frames could not serve their window")
-        _add(samples, "frame", capture_cpu, capture_wall, check_cpu, check_wall, len(new_frames))
+        _add(samples, "frame", capture_cpu / len(new_frames), check_cpu, check_wall)
     return {
         "checks": checks,
         "fps": FPS,
@@ -86,28 +80,33 @@ _KEYS: Final = tuple(
 )
 
 
+def _thumbnail_each(jpegs: Sequence[bytes]) -> None:
+    """Make each frame's gate thumbnail from its bytes (the capture job before issue 13)."""
+    for data in jpegs:
+        thumbnail(data)
+
+
+def _capture_each(jpegs: Sequence[bytes], plan: FramePlan) -> list[FrameVersions]:
+    """Prepare each frame once, as the capture job does now; return the prepared versions."""
+    return [prepare_capture(data, plan)[1] for data in jpegs]
+
+
 def _add(
-    samples: dict[str, list[float]],
-    pipeline: str,
-    capture_cpu: float,
-    capture_wall: float,
-    check_cpu: float,
-    check_wall: float,
-    frames: int,
+    samples: dict[str, list[float]], pipeline: str, per_frame: float, check_cpu: float, wall: float
 ) -> None:
-    """Record one check's figures of one pipeline, in seconds."""
-    del capture_wall  # the capture's wall time is off the check's path in both pipelines
+    """Record one check's figures of one pipeline, in seconds (the capture's CPU per frame and the check's)."""
+    frames = round(FPS * INTERVAL_S)
     samples[f"{pipeline}_check_cpu"].append(check_cpu)
-    samples[f"{pipeline}_check_wall"].append(check_wall)
-    samples[f"{pipeline}_capture_cpu_per_frame"].append(capture_cpu / frames)
-    samples[f"{pipeline}_total_cpu_per_check"].append(capture_cpu + check_cpu)
+    samples[f"{pipeline}_check_wall"].append(wall)
+    samples[f"{pipeline}_capture_cpu_per_frame"].append(per_frame)
+    samples[f"{pipeline}_total_cpu_per_check"].append(per_frame * frames + check_cpu)
 
 
-def _timed(work: Callable[[], object]) -> tuple[float, float]:
-    """Return the thread CPU time and the wall time `work` took."""
+def _timed[**P, R](work: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> tuple[R, float, float]:
+    """Return what `work` returned, the thread CPU time and the wall time it took."""
     cpu, wall = time.thread_time(), time.perf_counter()
-    work()
-    return time.thread_time() - cpu, time.perf_counter() - wall
+    result = work(*args, **kwargs)
+    return result, time.thread_time() - cpu, time.perf_counter() - wall
 
 
 def _summary(seconds: list[float]) -> dict[str, float | None]:

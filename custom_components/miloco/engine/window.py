@@ -34,8 +34,9 @@ def prepare_capture(
     # Read before decoding: the draft changes the image's reported size.
     sendable = image.format == "JPEG" and image.mode in {"RGB", "L"}
     sizes = plan.sizes(source)
-    largest = max(sizes, key=lambda size: size[0] * size[1])
-    decoded = decode_scaled(image, "RGB", largest)
+    # At least every planned size both ways: the draft may then scale by 1/2, 1/4 or 1/8 while decoding.
+    bounds = (max(width for width, _ in sizes), max(height for _, height in sizes))
+    decoded = decode_scaled(image, "RGB", bounds)
     thumb = thumbnail(decoded, full_size=source)
     versions = versions_of(
         jpeg, decoded, sizes, plan, as_captured=source if sendable else None, quality=quality

@@ -45,7 +45,7 @@ from homeassistant.helpers import frame
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from pytest_homeassistant_custom_component.common import async_test_home_assistant
 
-from benchmarks import report
+from benchmarks import prepare_micro, report
 from benchmarks.baselines import BASELINE_EVENT, BaselineCamera
 from benchmarks.costmodel import CostModel
 from benchmarks.llama_compare import async_compare
@@ -55,6 +55,7 @@ from benchmarks.scaling import ScalingPlan, async_scaling
 from benchmarks.scenes import (
     SCENARIOS,
     BenchCamera,
+    Scene,
     Showing,
     async_add_cameras,
     build_scenes,
@@ -139,6 +140,8 @@ class Plan:
     concurrent: bool = False
     # Past one server: 1, 2 and 4 one-slot servers behind HAProxy, and a failover (benchmarks/scaling.py).
     scaling: ScalingPlan | None = None
+    # Checks of the frame-preparation micro-benchmark (benchmarks/prepare_micro.py); 0 skips it.
+    prepare_checks: int = 0
 
 
 @dataclass(slots=True)
@@ -195,7 +198,9 @@ def default_plan(warmup_s: float = 3.0, duration_s: float = 16.0, target_s: floa
             tracemalloc=True,
         )
     )
-    return Plan("default", tuple(phases), 4, 5, 32, 5, (1, 5, 10), 3, scaling=ScalingPlan())
+    return Plan(
+        "default", tuple(phases), 4, 5, 32, 5, (1, 5, 10), 3, scaling=ScalingPlan(), prepare_checks=60
+    )
 
 
 def quick_plan(warmup_s: float = 3.0, duration_s: float = 5.0) -> Plan:
@@ -207,7 +212,7 @@ def quick_plan(warmup_s: float = 3.0, duration_s: float = 5.0) -> Plan:
     groups = (*(Group(scenario, 1, 3) for scenario in SCENARIOS), Group("busy", 1, 1))
     phases = [PhaseSpec("idle", "idle", (), 0.5, 2.0)]
     phases += [PhaseSpec(f"mixed-{policy}", policy, groups, warmup_s, duration_s) for policy in POLICIES]
-    return Plan("quick", tuple(phases), 1, 3, 1, 3, (1, 3), 1)
+    return Plan("quick", tuple(phases), 1, 3, 1, 3, (1, 3), 1, prepare_checks=8)
 
 
 # --- the simulated model server ----------------------------------------------------------------------
@@ -698,6 +703,12 @@ async def async_run(settings: Settings, *, progress: Callable[[str], None] = pri
         )
     )
     scenes = build_scenes(needed)
+    prepare: dict[str, Any] | None = None
+    if plan.prepare_checks:
+        # Before anything else runs, on the busy room's frames (every frame differs).
+        progress("frame preparation: per window against per frame")
+        busy = scenes.get("busy") or build_scenes(("busy",))["busy"]
+        prepare = await loop.run_in_executor(None, _measure_prepare, busy, plan.prepare_checks)
     server = ModelServer(settings.cost, settings.server_slots)
     await loop.run_in_executor(None, server.start)
     phases: list[dict[str, Any]] = []
@@ -739,10 +750,17 @@ async def async_run(settings: Settings, *, progress: Callable[[str], None] = pri
                 repeats=plan.llama_repeats,
             )
     results = assemble(settings, machine, phases, llama)
+    results["prepare_micro"] = prepare
     results["server_totals"] = server_totals
     results["scaling"] = scaling
     results["run_seconds"] = round(time.monotonic() - started, 1)
     return results
+
+
+def _measure_prepare(scene: Scene, checks: int) -> dict[str, Any]:
+    """Return the frame-preparation micro-benchmark on a scene's frames at 2 fps (every other slot)."""
+    jpegs = [scene.frame(slot).jpeg for slot in range(0, scene.slots, 2)]
+    return prepare_micro.measure(jpegs, checks)
 
 
 async def _run_phases(ctx: Context, plan: Plan, progress: Callable[[str], None]) -> list[dict[str, Any]]:
@@ -1067,7 +1085,10 @@ def parse_args(argv: Sequence[str]) -> Settings:
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the 32x5 phase (not the default results)"
     )
-    parser.add_argument("--only", help="comma-separated phase names to run (for development)")
+    parser.add_argument(
+        "--only",
+        help="comma-separated phase names to run (for development; prepare-micro: the micro-benchmark)",
+    )
     parser.add_argument("--out", type=Path, help="directory for results.json and results.md")
     args = parser.parse_args(argv)
     timing = {
@@ -1085,6 +1106,8 @@ def parse_args(argv: Sequence[str]) -> Settings:
         phases = tuple(phase for phase in phases if phase.name in wanted or phase.policy == "idle")
         if "scaling" not in wanted:
             plan = replace(plan, scaling=None)
+        if "prepare-micro" not in wanted:
+            plan = replace(plan, prepare_checks=0)
     if args.profile:
         target = f"busy-ours-{plan.target_cameras}x{plan.target_rules}"
         phases = tuple(replace(phase, profile=phase.name == target) for phase in phases)

@@ -64,7 +64,7 @@ RULE_KINDS: Final = {1: "gesture", 2: "walker"}
 
 
 def _stage_modules() -> list[ModuleType]:
-    """Return the integration's modules that may call prepare_window and parse_reply."""
+    """Return the integration's modules that may call prepare_window, pick_window, prepare_capture and parse_reply."""
     modules = [watcher_module]
     with contextlib.suppress(ImportError):
         modules.append(importlib.import_module("custom_components.miloco.engine.check"))
@@ -209,7 +209,12 @@ class Ours:
             return run
 
         for module in _stage_modules():
-            for name, stage in (("prepare_window", "prepare"), ("parse_reply", "parse")):
+            for name, stage in (
+                ("prepare_window", "prepare"),
+                ("pick_window", "prepare"),
+                ("prepare_capture", "capture"),
+                ("parse_reply", "parse"),
+            ):
                 if hasattr(module, name):
                     original = getattr(module, name)
                     self._originals.append((module, name, original))

@@ -7,6 +7,8 @@ from pathlib import Path
 import sys
 from typing import Any
 
+from benchmarks import prepare_micro
+
 POLICY_NAMES = {"ours": "ours", "reference": "reference (Miloco 1.x)", "naive": "naive"}
 
 
@@ -50,6 +52,7 @@ def render(results: dict[str, Any]) -> str:
     lines += _ratios(results)
     lines += _rules(results)
     lines += _scale(results)
+    lines += prepare_micro.render(results.get("prepare_micro"))
     lines += _mixed(results)
     lines += _scaling(results)
     lines += _memory(results)
@@ -187,6 +190,7 @@ def _misses(results: dict[str, Any]) -> list[str]:
     )
     stages = big.get("stages_ms", {})
     prepare, request = stages.get("prepare", {}), stages.get("request_minus_model", {})
+    capture = stages.get("capture", {})
     if not big:
         return [*lines, "The phases that evaluate these targets did not run.", ""]
     if "overhead_p95_under_20ms" in missed:
@@ -200,23 +204,20 @@ def _misses(results: dict[str, Any]) -> list[str]:
                 else "."
             ),
             "",
-            f"- Where it goes: frame preparation (`engine/frames.py` `prepare_window`, in the executor) p50 "
-            f"{_fmt(prepare.get('p50'), 1)} / p95 {_fmt(prepare.get('p95'), 1)} ms; the HTTP round trip minus "
-            f"model time (payload encoding in the executor, loopback, the simulated server's parsing) p50 "
-            f"{_fmt(request.get('p50'), 1)} / p95 {_fmt(request.get('p95'), 1)} ms; reply parsing "
-            f"{_fmt(stages.get('parse', {}).get('p50'), 2)} ms. The event loop itself is not the cost: its "
-            f"thread used {_fmt(big.get('loop_thread_cpu_share', 0) * 100, 0)}% of a core.",
-            "- Why: the cameras' work is already spread (each watcher's clocks start at index/K of the period) "
-            "and capped at one image job per core (`engine/check.py`), so what is left is the work itself and "
-            "the queue it forms: `prepare_window` costs 15–20 ms of CPU per check even alone (decoding at a "
-            "reduced size and bicubic resizing in `engine/frames.py` `decode`), and 32 cameras checking every "
-            "2 s ask 2 cores for about a third of their time, so a check often waits for the one before it.",
-            "- What would close it: (1) prepare each frame once, when it is captured, instead of again at every "
-            "check whose window it falls in (windows of 6 frames every 2 s at 2 fps overlap by 2 frames), and "
-            "decode it once for both the thumbnail and the window; (2) cheaper resizing: bilinear instead of "
-            "bicubic (about a third less resize time), or PyTurboJPEG's scaled decode, which Home Assistant's "
-            "camera integration already ships; (3) on a small machine with many cameras, a lower detail or a "
-            "longer check interval.",
+            f"- Where it goes: the check's own frame work (picking the sizes prepared at capture, "
+            f"`engine/frames.py` `pick_window`) p50 {_fmt(prepare.get('p50'), 2)} / p95 "
+            f"{_fmt(prepare.get('p95'), 2)} ms; the HTTP round trip minus model time (payload encoding in the "
+            f"executor, loopback, the simulated server's parsing) p50 {_fmt(request.get('p50'), 1)} / p95 "
+            f"{_fmt(request.get('p95'), 1)} ms; reply parsing {_fmt(stages.get('parse', {}).get('p50'), 2)} ms. "
+            f"Off the check's path, each frame's one decode into its thumbnail and model sizes "
+            f"(`engine/window.py` `prepare_capture`, its wall time in an executor thread, which grows when the cores are contended) took p50 "
+            f"{_fmt(capture.get('p50'), 1)} / p95 {_fmt(capture.get('p95'), 1)} ms. The event loop itself is not "
+            f"the cost: its thread used {_fmt(big.get('loop_thread_cpu_share', 0) * 100, 0)}% of a core.",
+            "- Why: what is left is waiting for a core: 32 cameras capturing at 2 fps and checking every 2 s keep "
+            "2 cores busy enough that a request's encoding and its reply's handling queue behind frame work "
+            "(the load column of the scale table shows how busy the machine was besides).",
+            "- What would close it: on a small machine with many cameras, a lower detail (smaller frames to "
+            "prepare) or a lower frame rate; a quieter machine.",
             "",
         ]
     if "loop_lag_under_10ms" in missed:
@@ -268,10 +269,11 @@ def _findings(results: dict[str, Any]) -> list[str]:
             f"- **A static room costs ours more CPU than the reference** "
             f"({_fmt(static['ours']['cpu_s_per_camera_hour_net'], 1)} against "
             f"{_fmt(static['reference']['cpu_s_per_camera_hour_net'], 1)} CPU s per camera-hour net of idle): ours "
-            "decodes and normalises a thumbnail of every frame (2 fps, `engine/gate.py` `thumbnail`, in the "
-            "executor) and compares it on the event loop (`ChangeGate.observe`), where the reference hashes "
-            "two frames every 2 s. It is small (about half a percent of a core per camera) and buys the detection of motion "
-            "between checks."
+            "decodes every frame once (2 fps, `engine/window.py` `prepare_capture`, in the executor) into its "
+            "gate thumbnail and the sizes a check would send, and compares the thumbnail on the event loop "
+            "(`ChangeGate.observe`), where the reference hashes two frames every 2 s. Preparing the model sizes "
+            "of frames the gate then keeps from the model is the price of checks that start with nothing left "
+            "to resize; it buys the detection of motion between checks and the short overhead per check."
         )
     busy = results["matrix"].get("busy", {}).get("ours")
     if busy and busy.get("model_s_per_check"):
@@ -418,8 +420,10 @@ def _scale(results: dict[str, Any]) -> list[str]:
         "",
         "Overhead per check: the check's wall time (from the moment it starts, frames chosen, to its answer "
         "applied and its events fired) minus the model time of its requests (the longest one for the "
-        'reference, whose requests run at once). "prepare": resizing the window (ours, '
-        "`prepare_window`) or hashing and cropping it (reference), in the executor, including waiting there.",
+        'reference, whose requests run at once). "prepare": what the check does to its frames before its '
+        "request: picking the sizes made when each frame was captured (ours, `pick_window`; `prepare_window` "
+        "only for frames not prepared) or hashing and cropping the window (reference, in the executor, "
+        "including waiting there).",
         "",
     ]
     return lines

@@ -30,7 +30,16 @@ async def test_quick_benchmark_counts_requests_per_check(socket_enabled: None, t
     results = await async_run(settings, progress=lambda _message: None)
     json_path, md_path = write_results(results, tmp_path)
     data = json.loads(json_path.read_text(encoding="utf-8"))
-    assert md_path.read_text(encoding="utf-8").startswith("# Benchmark results")
+    markdown = md_path.read_text(encoding="utf-8")
+    assert markdown.startswith("# Benchmark results")
+
+    # The frame-preparation micro-benchmark ran both pipelines on the same checks: each frame is decoded
+    # once (4 new frames a check) instead of once for its thumbnail and again in every window (4 + 6).
+    micro = data["prepare_micro"]
+    assert micro["checks"] == plan.prepare_checks > 0
+    assert micro["decodes_per_check"] == {"window": 10, "frame": 4}
+    assert all(figure["p50"] is not None for figure in micro["ms"].values())
+    assert "## Frame preparation: per window against per frame" in markdown
 
     assert data["policies"] == list(POLICIES)
     assert data["scenarios"] == list(SCENARIOS)

@@ -26,6 +26,7 @@ from .const import (
 )
 from .engine.check import Answer, ask
 from .engine.prompt import CheckSpec, QuestionSpec
+from .engine.window import Frame
 
 if TYPE_CHECKING:
     # Only for types: the runtime builds the watchers, and a watcher asks through this module.
@@ -86,7 +87,7 @@ async def async_ask(
     spec: CheckSpec | QuestionSpec,
     *,
     wait: bool | float,
-    jpegs: Sequence[bytes] | None = None,
+    frames: Sequence[Frame] | Sequence[bytes] | None = None,
 ) -> Answer | None:
     """Ask the model about a camera with the camera's own settings; the one check path of the integration.
 
@@ -94,15 +95,15 @@ async def async_ask(
       once when the backend is busy (skipped, never queued).
     - `wait=True` (the entry's timeout) or a number of seconds is a service call: it queues behind live
       checks for a slot and raises the translated "busy" HomeAssistantError when none came in time.
-    - `jpegs` are the frames to ask about, oldest first; by default the watcher's current window, or one
-      snapshot of a camera nobody watches (taken before a slot is held).
+    - `frames` are the frames to ask about, oldest first (prepared at capture, or raw JPEGs); by default the
+      watcher's current window, or one snapshot of a camera nobody watches (taken before a slot is held).
 
     The frame rate, window, image-token budget and prompt mode are the camera's. Backend, parse and frame
     errors propagate unchanged (the watcher counts them; services translate them).
     """
     config = camera_settings(runtime, camera_entity_id)
-    if jpegs is None:
-        jpegs = await _async_latest_frames(hass, runtime, config)
+    if frames is None:
+        frames = await _async_latest_frames(hass, runtime, config)
     spec = replace(spec, fps=config.fps)
     watcher = runtime.watcher_for(camera_entity_id)
     key = SERVICE_KEY
@@ -122,7 +123,7 @@ async def async_ask(
         return await ask(
             runtime.backend,
             spec,
-            jpegs,
+            frames,
             budget=config.token_budget,
             per_condition=config.prompt_mode == PROMPT_PER_CONDITION,
             cpu_slots=runtime.cpu_slots,
@@ -133,11 +134,11 @@ async def async_ask(
 
 async def _async_latest_frames(
     hass: HomeAssistant, runtime: MilocoRuntime, config: CameraConfig
-) -> list[bytes]:
+) -> list[Frame] | list[bytes]:
     """Return the window a live check would use now, or one snapshot when there is none yet."""
     watcher = runtime.watcher_for(config.camera_entity_id)
     if watcher is not None and (frames := watcher.recent_frames()):
-        return [frame.jpeg for frame in frames]
+        return frames
     try:
         image = await camera.async_get_image(hass, config.camera_entity_id, timeout=SNAPSHOT_TIMEOUT)
     except HomeAssistantError as err:

@@ -22,8 +22,8 @@ from .devices import async_device_id
 from .engine.backends.base import VisionBackend
 from .engine.backends.errors import BackendError, BadReply
 from .engine.check import ask
-from .engine.frames import FrameDecodeError
-from .engine.gate import ChangeGate, GateDecision, Thumb, thumbnail
+from .engine.frames import FrameDecodeError, FramePlan
+from .engine.gate import ChangeGate, GateDecision
 from .engine.labels import PRESENCE
 from .engine.parse import ReplyParseError
 from .engine.prompt import (
@@ -33,7 +33,7 @@ from .engine.prompt import (
 )
 from .engine.rules import EpisodeTracker, HoldState, Transition
 from .engine.scheduling import FairLimiter
-from .engine.window import Frame, FrameWindow
+from .engine.window import Frame, FrameWindow, prepare_capture
 from .health import BackendHealth
 from .listeners import Listeners
 
@@ -223,12 +223,16 @@ class CameraWatcher:
                 return
             taken_at, jpeg = captured
             async with self._cpu_slots:
-                thumb: Thumb = await self.hass.async_add_executor_job(thumbnail, jpeg)
+                thumb, prepared = await self.hass.async_add_executor_job(
+                    prepare_capture,
+                    jpeg,
+                    FramePlan(frames=self.config.window_frames, budget=self.config.token_budget),
+                )
         except (CaptureError, FrameDecodeError, OSError) as err:
             self._camera_failed(err)
             return
         now = time.monotonic()
-        self._window.add(Frame(taken_at, jpeg, thumb))
+        self._window.add(Frame(taken_at, jpeg, thumb, prepared))
         if self.config.motion_entity_id and self.hass.states.is_state(self.config.motion_entity_id, STATE_ON):
             self._gate.force()
         self._decision = self._gate.observe(thumb, now)
@@ -284,7 +288,7 @@ class CameraWatcher:
             answer = await ask(
                 self._backend,
                 spec,
-                [frame.jpeg for frame in frames],
+                frames,
                 budget=self.config.token_budget,
                 per_condition=self.config.prompt_mode == PROMPT_PER_CONDITION,
                 cpu_slots=self._cpu_slots,

@@ -168,10 +168,11 @@ def test_two_settings_with_one_label(clip_set: Path, capsys: pytest.CaptureFixtu
 
 
 def test_budget_too_small_for_the_frames(clip_set: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    message = fails(["run", str(clip_set), *NOWHERE, "--setting", "frames=6,budget=30"], capsys)
+    # Six frames of the smallest size the model takes (56×56 px, 4 tokens), whatever their shape.
+    message = fails(["run", str(clip_set), *NOWHERE, "--setting", "frames=6,budget=23"], capsys)
     assert message == (
-        "scripts/eval: error: setting mode=combined,frames=6,budget=30,thinking=off: "
-        "30 tokens cannot hold the 6 frames of clip a (at least 36)"
+        "scripts/eval: error: setting mode=combined,frames=6,budget=23,thinking=off: "
+        "23 tokens cannot hold the 6 frames of clip a (at least 24)"
     )
 
 

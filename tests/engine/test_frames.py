@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 from hypothesis import given, settings, strategies as st
 from PIL import Image, ImageChops, ImageDraw, ImageStat
@@ -119,13 +120,88 @@ def test_source_caps_the_plan() -> None:
 
 
 def test_budget_too_small_and_bad_aspect() -> None:
-    assert frames.min_budget(16 / 9, 6) == 6 * 8
+    # Six frames of the smallest size the model takes (2×2 cells) whatever the aspect.
+    assert frames.min_budget(16 / 9, 6) == 6 * 4
     with pytest.raises(ValueError, match="cannot hold"):
-        frames.plan_sizes(16 / 9, 6, 47)
-    assert sum(frames.image_tokens(*s) for s in frames.plan_sizes(16 / 9, 6, 48)) == 48
+        frames.plan_sizes(16 / 9, 6, 23)
+    # 48 tokens hold six 16:9 frames at their true shape (4×2 cells); 24 only squeezed to 2×2.
+    assert frames.plan_sizes(16 / 9, 6, 48) == [(112, 56)] * 6
+    assert frames.plan_sizes(16 / 9, 6, 24) == [(56, 56)] * 6
     for aspect in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="aspect"):
             frames.plan_sizes(aspect, 6, 512)
+
+
+def _natural_min_tokens(aspect: float) -> int:
+    """Return the tokens of the smallest aspect-true grid (two cells on the short side)."""
+    return 2 * max(2, round(2 * max(aspect, 1 / aspect)))
+
+
+def _strip(width: int, height: int) -> bytes:
+    """Return a real JPEG of any shape with some structure in it."""
+    image = Image.new("RGB", (width, height), (40, 90, 160))
+    ImageDraw.Draw(image).rectangle((0, 0, width // 2, height // 2), fill=(230, 200, 40))
+    return _jpeg(image)
+
+
+@pytest.mark.parametrize(("width", "height"), [(4000, 16), (16, 4000), (8000, 1), (1, 8000), (1, 1), (3, 2)])
+def test_any_shape_of_frame_gets_a_plan(width: int, height: int) -> None:
+    # A 4000×16 frame used to raise ValueError in plan_sizes: six frames two cells high and 143 cells long
+    # cannot fit 512 tokens. It is now squeezed along its long side to the longest shape that fits.
+    data = _strip(width, height)
+    prepared = frames.prepare_window([data] * 6, 512)
+    assert len(prepared) == 6
+    assert sum(frame.tokens for frame in prepared) <= 512
+    for frame in prepared:
+        image = Image.open(io.BytesIO(frame.jpeg))
+        assert image.size == (frame.width, frame.height)
+        assert frame.width % 28 == 0 and frame.height % 28 == 0
+        assert min(frame.width, frame.height) >= 56
+        assert max(frame.width, frame.height) < min(frame.width, frame.height) * 200
+        # The frame's long side stays its long side.
+        if width > 2 * height:
+            assert frame.width > frame.height
+        if height > 2 * width:
+            assert frame.height > frame.width
+
+
+def test_an_extreme_strip_is_squeezed_not_cropped() -> None:
+    sizes = frames.plan_sizes(4000 / 16, 6, 512, source=(4000, 16))
+    # 512 tokens for six frames two cells high: at most 42 cells long.
+    assert sizes == [(42 * 28, 56)] * 6
+    # With tokens to spare the model's own limit applies: the long side under 200 times the short one.
+    (wide,) = frames.plan_sizes(8000 / 1, 1, 100_000, source=(8000, 1))
+    assert wide == (398 * 28, 56)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    width=st.integers(min_value=1, max_value=8000),
+    height=st.integers(min_value=1, max_value=8000),
+    n_frames=st.integers(min_value=1, max_value=16),
+    budget=st.one_of(st.sampled_from(sorted(frames.DETAIL_BUDGETS.values())), st.integers(64, 4096)),
+)
+def test_every_source_size_gets_a_valid_plan(width: int, height: int, n_frames: int, budget: int) -> None:
+    sizes = frames.plan_sizes(width / height, n_frames, budget, source=(width, height))
+    assert len(sizes) == n_frames
+    tokens = [frames.image_tokens(w, h) for w, h in sizes]
+    assert sum(tokens) <= budget
+    for (w, h), cost in zip(sizes, tokens, strict=True):
+        assert w % 28 == 0 and h % 28 == 0
+        assert min(w, h) >= 56
+        assert max(w, h) / min(w, h) < 200
+        assert cost == (w // 28) * (h // 28)
+        # Never larger than the source by more than a cell, unless the source is under the minimum.
+        assert w <= max(56, math.ceil(width / 28) * 28) or h == 56
+        assert h <= max(56, math.ceil(height / 28) * 28) or w == 56
+    aspect = width / height
+    if budget >= n_frames * _natural_min_tokens(aspect) and 1 / 100 <= aspect <= 100:
+        # Room for the true shape: it is kept to within a cell.
+        for w, h in sizes:
+            if aspect >= 1:
+                assert abs(w - aspect * h) <= 28
+            else:
+                assert abs(h - w / aspect) <= 28
 
 
 @settings(max_examples=200, deadline=None)
@@ -135,7 +211,7 @@ def test_budget_too_small_and_bad_aspect() -> None:
     extra=st.integers(min_value=0, max_value=2048),
 )
 def test_plan_invariants(aspect: float, n_frames: int, extra: int) -> None:
-    budget = frames.min_budget(aspect, n_frames) + extra
+    budget = n_frames * _natural_min_tokens(aspect) + extra
     sizes = frames.plan_sizes(aspect, n_frames, budget)
     assert len(sizes) == n_frames
     tokens = [frames.image_tokens(w, h) for w, h in sizes]

@@ -94,6 +94,35 @@ def test_thumbnail_from_image_matches_thumbnail_from_bytes() -> None:
     assert gate.change_score(from_bytes, from_image) == 0.0
 
 
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_thumbnail_from_a_draft_matches_thumbnail_from_bytes(scale: int) -> None:
+    # The frame's one decode is at the model's scale (a JPEG draft); its thumb must be the gate's usual one.
+    data = _frame(noise=0)
+    drafted = Image.open(io.BytesIO(data))
+    drafted.draft("RGB", (W // scale, H // scale))
+    image = drafted.convert("RGB")
+    assert image.size == (W // scale, H // scale)
+    from_draft = gate.thumbnail(image, full_size=(W, H))
+    from_bytes = gate.thumbnail(data)
+    assert (from_draft.width, from_draft.height) == (from_bytes.width, from_bytes.height)
+    assert gate.change_score(from_bytes, from_draft) == 0.0
+    mean_difference = sum(
+        abs(a - b) for a, b in zip(from_draft.pixels, from_bytes.pixels, strict=True)
+    ) / len(from_bytes.pixels)
+    assert mean_difference < 1.5
+
+
+@pytest.mark.parametrize("size", [(1, 1), (20, 20), (63, 35), (4000, 16), (1, 8000)])
+def test_thumbnail_of_any_image_size(size: tuple[int, int]) -> None:
+    # An image smaller than the thumb used to end the image route in StopIteration.
+    image = Image.new("RGB", size, (200, 40, 40))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG")
+    for thumb in (gate.thumbnail(image), gate.thumbnail(buffer.getvalue())):
+        assert (thumb.width, thumb.height) == gate.thumb_size(*size)
+        assert len(thumb.pixels) == thumb.width * thumb.height
+
+
 def test_identical_and_mismatched_thumbs(still: Any) -> None:
     assert gate.change_score(still, still) == 0.0
     other = gate.Thumb(64, 48, bytes(64 * 48))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backends.base import VisionBackend, VisionReply, VisionRequest
-from .frames import prepare_window
+from .frames import PreparedFrame, pick_window, prepare_window
 from .parse import parse_reply
 from .prompt import (
     CheckSpec,
@@ -21,6 +21,7 @@ from .prompt import (
     interpret_combined,
     interpret_conditions,
 )
+from .window import Frame
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,7 +48,7 @@ class Answer:
 async def ask(
     backend: VisionBackend,
     spec: CheckSpec | QuestionSpec,
-    jpegs: Sequence[bytes],
+    window: Sequence[Frame] | Sequence[bytes],
     *,
     budget: int,
     per_condition: bool,
@@ -55,13 +56,12 @@ async def ask(
 ) -> Answer:
     """Ask the model about the frames (oldest first); backend and parse errors propagate to the caller.
 
-    `cpu_slots` caps how many image jobs run at once: many cameras bursting onto a small machine would
-    otherwise time-slice dozens of threads and starve the event loop.
+    Frames prepared when captured (the watcher's) are only picked; raw JPEGs (the services', the evaluation
+    toolkit's) are resized here. `cpu_slots` caps how many image jobs run at once: many cameras bursting
+    onto a small machine would otherwise time-slice dozens of threads and starve the event loop.
     """
     loop = asyncio.get_running_loop()
-    # Decoding, resizing and parsing are CPU work: in the default executor (Home Assistant's own in HA).
-    async with cpu_slots or contextlib.nullcontext():
-        prepared = await loop.run_in_executor(None, prepare_window, list(jpegs), budget)
+    prepared = await _prepared(loop, window, budget, cpu_slots)
     frames = [frame.jpeg for frame in prepared]
     tokens = sum(frame.tokens for frame in prepared)
     replies: list[VisionReply] = []
@@ -97,6 +97,24 @@ async def ask(
         model=replies[-1].model if replies else None,
         structured=structured,
     )
+
+
+async def _prepared(
+    loop: asyncio.AbstractEventLoop,
+    window: Sequence[Frame] | Sequence[bytes],
+    budget: int,
+    cpu_slots: asyncio.Semaphore | None,
+) -> list[PreparedFrame]:
+    """Return the window at its planned sizes: picked when prepared at capture, else resized now."""
+    frames = [item for item in window if isinstance(item, Frame)]
+    if frames and len(frames) == len(window):
+        picked = pick_window([frame.prepared for frame in frames], budget)
+        if picked is not None:
+            return picked
+    jpegs = [item.jpeg if isinstance(item, Frame) else item for item in window]
+    # Decoding, resizing and parsing are CPU work: in the default executor (Home Assistant's own in HA).
+    async with cpu_slots or contextlib.nullcontext():
+        return await loop.run_in_executor(None, prepare_window, jpegs, budget)
 
 
 async def _parse(

@@ -20,6 +20,8 @@ PATCH_PX: Final = 28
 MIN_CELLS: Final = 2
 # Qwen2.5-VL's min_pixels: smaller images are scaled up to this area before patching.
 _MIN_PIXELS: Final = 56 * 56
+# Qwen2.5-VL's smart_resize refuses images whose long side is 200 or more times the short one.
+MAX_ASPECT: Final = 199
 
 # The oldest and newest frames get this many times the area of a middle frame, as in the pipeline the model
 # was tuned with (448² against 224²): the newest shows the current state, the oldest anchors the motion.
@@ -31,6 +33,10 @@ DEFAULT_DETAIL: Final = "medium"
 
 DEFAULT_JPEG_QUALITY: Final = 85
 _RESAMPLE: Final = Image.Resampling.BICUBIC
+# A captured frame's sizes are made from a picture the decoder already scaled by a power of two, so each
+# resize shrinks by less than 2×: there the triangle filter is within a grey level of bicubic (both about
+# 0.6 from a full-resolution Lanczos resize) at two thirds of its cost, on every frame of every camera.
+_VERSION_RESAMPLE: Final = Image.Resampling.BILINEAR
 
 
 class FrameDecodeError(ValueError):
@@ -45,6 +51,65 @@ class PreparedFrame:
     width: int
     height: int
     tokens: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FramePlan:
+    """What a camera's checks send: how many frames a window holds, within how many image tokens."""
+
+    frames: int
+    budget: int
+
+    def __post_init__(self) -> None:
+        """Refuse a plan no window can follow."""
+        if self.frames < 1 or self.budget < min_budget(1.0, self.frames):
+            raise ValueError(f"no window of {self.frames} frames fits {self.budget} tokens")
+
+    def sizes(self, source: tuple[int, int]) -> list[tuple[int, int]]:
+        """Return each window position's size, oldest first, for frames of this source size."""
+        return plan_sizes(source[0] / source[1], self.frames, self.budget, source=source)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrameVersions:
+    """One captured frame re-encoded at every size a window position may ask of it, made once.
+
+    Windows overlap, and a frame is the newest of one window and a middle frame of the next: preparing
+    each size once, where the frame is captured, leaves a check nothing to do but pick.
+    """
+
+    plan: FramePlan
+    # The size of each window position, oldest first, for this frame's source size.
+    sizes: tuple[tuple[int, int], ...]
+    by_size: Mapping[tuple[int, int], PreparedFrame]
+
+    def at(self, position: int, count: int) -> PreparedFrame:
+        """Return the version for `position` (0 = oldest) of a window of `count` frames.
+
+        A window holding fewer frames than planned (a camera just started) keeps the plan's end sizes for
+        its ends and the plan's first middle sizes between them, so it never spends more than the budget.
+        """
+        if count <= 0 or not 0 <= position < count or count > len(self.sizes):
+            raise IndexError(f"no position {position} in a window of {count} of {len(self.sizes)} frames")
+        slot = len(self.sizes) - 1 if position == count - 1 else position
+        return self.by_size[self.sizes[slot]]
+
+
+def pick_window(versions: Sequence[FrameVersions | None], budget: int) -> list[PreparedFrame] | None:
+    """Return the window's frames from their prepared versions, or None when they cannot serve it.
+
+    None when a frame was not prepared, was prepared for another budget or window length, or when frames of
+    different source sizes would together exceed the budget (a camera that changed resolution).
+    """
+    count = len(versions)
+    picked: list[PreparedFrame] = []
+    for position, frame in enumerate(versions):
+        if frame is None or frame.plan.budget != budget or count > frame.plan.frames:
+            return None
+        picked.append(frame.at(position, count))
+    if sum(frame.tokens for frame in picked) > budget:
+        return None
+    return picked
 
 
 def image_tokens(width: int, height: int) -> int:
@@ -68,8 +133,13 @@ def frame_weights(n_frames: int) -> list[int]:
 
 
 def min_budget(aspect: float, n_frames: int) -> int:
-    """Return the fewest tokens a window of this shape can cost (every frame at the minimum size)."""
-    return n_frames * _grid_tokens(_grid(aspect, MIN_CELLS))
+    """Return the fewest tokens plan_sizes accepts for a window of this shape: every frame at 56×56 px.
+
+    Whatever the aspect: a frame too elongated to fit the budget at its true shape is squeezed instead.
+    """
+    if not math.isfinite(aspect) or aspect <= 0:
+        raise ValueError(f"invalid aspect ratio {aspect}")
+    return max(0, n_frames) * MIN_CELLS * MIN_CELLS
 
 
 def plan_sizes(
@@ -79,16 +149,16 @@ def plan_sizes(
 
     The aspect ratio is kept to within half a cell (no crop), the two end frames get about END_WEIGHT times
     the area of the middle ones, and with `source` given no frame is planned larger than the source (to
-    within one cell): upscaling spends tokens without adding detail.
+    within one cell): upscaling spends tokens without adding detail. A frame too elongated for the model
+    or for the budget (a 4000×16 strip) is planned at the most elongated shape that fits, so it is squeezed
+    along its long side rather than refused: any image gets a plan.
     """
-    if not math.isfinite(aspect) or aspect <= 0:
-        raise ValueError(f"invalid aspect ratio {aspect}")
+    needed = min_budget(aspect, n_frames)
     if n_frames <= 0:
         return []
-    if budget_tokens < min_budget(aspect, n_frames):
-        raise ValueError(
-            f"{budget_tokens} tokens cannot hold {n_frames} frames (at least {min_budget(aspect, n_frames)})"
-        )
+    if budget_tokens < needed:
+        raise ValueError(f"{budget_tokens} tokens cannot hold {n_frames} frames (at least {needed})")
+    aspect = _fitting_aspect(aspect, n_frames, budget_tokens)
     grids = _candidate_grids(aspect, budget_tokens, source)
     tokens = [_grid_tokens(grid) for grid in grids]
     weights = frame_weights(n_frames)
@@ -101,6 +171,16 @@ def plan_sizes(
         best = picks
     _spend_leftover(best, tokens, budget_tokens)
     return [(cols * PATCH_PX, rows * PATCH_PX) for cols, rows in (grids[i] for i in best)]
+
+
+def _fitting_aspect(aspect: float, n_frames: int, budget: int) -> float:
+    """Return the aspect clamped so that n frames of the smallest grid fit the budget and the model."""
+    # The longest side, in cells, that n frames two cells high can have within the budget.
+    longest = min(budget // (n_frames * MIN_CELLS), MAX_ASPECT * MIN_CELLS)
+    if round(MIN_CELLS * max(aspect, 1 / aspect)) <= longest:
+        return aspect
+    widest = longest / MIN_CELLS
+    return widest if aspect >= 1 else 1 / widest
 
 
 def _spend_leftover(picks: list[int], tokens: list[int], budget: int) -> None:
@@ -177,15 +257,20 @@ def decode(
     For a much larger JPEG the decoder scales by 1/2, 1/4 or 1/8 while it decodes (draft mode), which skips
     most of the work on a 1080p frame; the draft stays at least `size` both ways, so the resize loses nothing.
     """
-    try:
-        if size is not None:
-            image.draft(mode, size)
-        loaded = image.convert(mode)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        raise FrameDecodeError(f"cannot decode image: {err}") from err
+    loaded = decode_scaled(image, mode, size)
     if size is None or loaded.size == size:
         return loaded
     return loaded.resize(size, resample)
+
+
+def decode_scaled(image: Image.Image, mode: str, at_least: tuple[int, int] | None) -> Image.Image:
+    """Return the opened image loaded in `mode`, scaled down while decoding but still `at_least` both ways."""
+    try:
+        if at_least is not None:
+            image.draft(mode, at_least)
+        return image.convert(mode)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise FrameDecodeError(f"cannot decode image: {err}") from err
 
 
 def decode_jpeg(data: bytes, size: tuple[int, int] | None = None) -> Image.Image:
@@ -216,6 +301,47 @@ def prepare_window(
     return [
         _prepare(data, image, size, quality) for data, image, size in zip(jpegs, images, sizes, strict=True)
     ]
+
+
+def versions_of(
+    data: bytes,
+    decoded: Image.Image,
+    sizes: Sequence[tuple[int, int]],
+    plan: FramePlan,
+    *,
+    as_captured: tuple[int, int] | None,
+    quality: int = DEFAULT_JPEG_QUALITY,
+) -> FrameVersions:
+    """Return the frame at each planned size, resized from one decoded picture of the captured `data`.
+
+    `as_captured` is the size at which `data` itself can be sent unchanged (a baseline JPEG), if any.
+
+    Each smaller size is resized from the next larger one rather than from the decoded picture: fewer
+    pixels to filter, and an exact halving is a plain 2×2 average.
+    """
+    by_size: dict[tuple[int, int], PreparedFrame] = {}
+    larger = decoded.convert("RGB") if decoded.mode not in {"RGB", "L"} else decoded
+    for size in sorted(set(sizes), key=lambda wh: wh[0] * wh[1], reverse=True):
+        if size == as_captured:
+            # Already at the planned size: sent as captured, not re-encoded.
+            by_size[size] = PreparedFrame(
+                jpeg=data, width=size[0], height=size[1], tokens=image_tokens(*size)
+            )
+            continue
+        larger = _shrink(larger, size)
+        by_size[size] = PreparedFrame(
+            jpeg=encode_jpeg(larger, quality), width=size[0], height=size[1], tokens=image_tokens(*size)
+        )
+    return FrameVersions(plan=plan, sizes=tuple(sizes), by_size=by_size)
+
+
+def _shrink(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Return the image at `size`: a 2×2 average for an exact halving, else the usual resampling."""
+    if image.size == size:
+        return image
+    if image.width == size[0] * 2 and image.height == size[1] * 2:
+        return image.reduce(2)
+    return image.resize(size, _VERSION_RESAMPLE)
 
 
 def _prepare(data: bytes, image: Image.Image, size: tuple[int, int], quality: int) -> PreparedFrame:

@@ -72,19 +72,23 @@ def thumb_size(width: int, height: int) -> tuple[int, int]:
     return THUMB_WIDTH, min(_MAX_THUMB_HEIGHT, max(_MIN_THUMB_HEIGHT, rows))
 
 
-def thumbnail(source: Image.Image | bytes) -> Thumb:
+def thumbnail(source: Image.Image | bytes, *, full_size: tuple[int, int] | None = None) -> Thumb:
     """Return the blurred grayscale thumbnail of an image or of encoded image bytes.
 
     From bytes, the JPEG decoder produces only the luminance, at 1/8 scale when the frame is large enough.
+    An image the decoder already scaled down (a draft) gives its `full_size`, so that the thumb matches the
+    one the frame's bytes would give.
     """
     if isinstance(source, bytes):
         image = open_image(source)
         size = thumb_size(*image.size)
         gray = decode(image, "L", size, resample=Image.Resampling.BOX)
     else:
-        size = thumb_size(*source.size)
-        # Mimic the JPEG draft's power-of-two reduction, so that both routes give the same thumb.
-        factor = _draft_factor(source.size, size)
+        full = full_size or source.size
+        size = thumb_size(*full)
+        # Mimic the JPEG draft's power-of-two reduction, so that both routes give the same thumb: the
+        # reduction the bytes route would make, less the one the decoder already made.
+        factor = max(1, _draft_factor(full, size) // max(1, round(full[0] / source.width)))
         gray = source.convert("L")
         gray = (gray.reduce(factor) if factor > 1 else gray).resize(size, Image.Resampling.BOX)
     # Box averaging over each cell is the best noise filter a downscale gives; the blur then hides sub-cell
@@ -96,7 +100,7 @@ def thumbnail(source: Image.Image | bytes) -> Thumb:
 def _draft_factor(source: tuple[int, int], size: tuple[int, int]) -> int:
     """Return the scale (8, 4, 2 or 1) the JPEG decoder's draft mode picks for this reduction."""
     scale = min(source[0] // size[0], source[1] // size[1])
-    return next(factor for factor in (8, 4, 2, 1) if scale >= factor)
+    return next((factor for factor in (8, 4, 2) if scale >= factor), 1)
 
 
 def change_score(a: Thumb, b: Thumb) -> float:

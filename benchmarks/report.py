@@ -7,6 +7,8 @@ from pathlib import Path
 import sys
 from typing import Any
 
+from benchmarks.llama_server_bench import report_lines as llama_server_report_lines
+
 POLICY_NAMES = {"ours": "ours", "reference": "reference (Miloco 1.x)", "naive": "naive"}
 
 
@@ -53,6 +55,7 @@ def render(results: dict[str, Any]) -> str:
     lines += _mixed(results)
     lines += _memory(results)
     lines += _llama(results)
+    lines += llama_server_report_lines(results["llama"].get("cpp"))
     lines += _profile(results)
     lines += _method(results)
     return "\n".join(lines).rstrip() + "\n"

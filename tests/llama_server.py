@@ -89,13 +89,15 @@ class LlamaServer(ABC):
     def start(self, timeout_s: float = 90.0) -> None:
         """Start the server and wait until it lists its model."""
         with self._log_path.open("ab") as log:
-            self._process = subprocess.Popen(  # noqa: S603 - a fixed command line of our own
+            self._process = subprocess.Popen(
                 self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"{self.kind} server exited with {self._process.returncode}: {self.log_tail()}")
+                raise RuntimeError(
+                    f"{self.kind} server exited with {self._process.returncode}: {self.log_tail()}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}{self.ready_path}", timeout=1) as response:  # noqa: S310
                     if response.status == 200:
@@ -208,8 +210,7 @@ class CppLlamaServer(LlamaServer):
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:  # noqa: S310
             text = response.read().decode()
         return {
-            name: float(value)
-            for name, value in re.findall(r"^llamacpp:(\w+)\s+(\S+)$", text, re.MULTILINE)
+            name: float(value) for name, value in re.findall(r"^llamacpp:(\w+)\s+(\S+)$", text, re.MULTILINE)
         }
 
 

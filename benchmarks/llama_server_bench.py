@@ -575,7 +575,9 @@ def _mode_lines(section: dict[str, Any]) -> list[str]:
         "Per-condition requests about the same frames share the prefix up to the question, so with the cache "
         "on each one after the first evaluates only its question: their prompt cost grows by a few tokens "
         "per rule, not by the window. Without the cache (or when parallel requests land on different slots, "
-        "each with its own cache) every one evaluates the whole window again.",
+        "each with its own cache) every one evaluates the whole window again. The token columns are "
+        "deterministic; prompt ms and wall s are the tiny model on this machine's CPUs and move with its "
+        "load.",
         "",
     ]
     return lines

@@ -115,7 +115,8 @@ class CppServer:
             "--parallel",
             "1",
             "--threads",
-            "2",
+            # One: ggml's threads spin-wait for each other and stall on a shared two-core machine.
+            "1",
             "--host",
             "127.0.0.1",
             "--port",
@@ -445,7 +446,7 @@ def report_lines(section: dict[str, Any] | None) -> list[str]:
             if section["where"] == "rootfs"
             else ""
         )
-        + ", one slot, the tiny random-weight Qwen2.5-VL pair: its projector sizes images exactly as the 7B "
+        + ", one slot, one thread, the tiny random-weight Qwen2.5-VL pair: its projector sizes images exactly as the 7B "
         "one does, so the token counts are real; answers and generation times are not. Counts are the "
         "server's own: `usage.prompt_tokens`, `timings.prompt_n` (prompt tokens it evaluated) and "
         "`timings.cache_n` (taken from its prompt cache).",

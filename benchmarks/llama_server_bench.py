@@ -182,9 +182,11 @@ class CppServer:
         return found.group(1).strip() if found else "unknown"
 
     def warnings(self) -> list[str]:
-        """Return the log's lines about image token limits (the Qwen-VL warning among them)."""
+        """Return the log's lines about image tokens (the Qwen-VL warning among them), without their stamps."""
         lines = self.log_path.read_text(errors="replace").splitlines()
-        return sorted({line.strip() for line in lines if re.search(r"image.?(min|max).?tokens", line, re.I)})
+        found = [line for line in lines if re.search(r"image.?(min|max).?tokens|image tokens", line, re.I)]
+        # Drop the "0.00.159.480 W " time and level prefix.
+        return list(dict.fromkeys(re.sub(r"^[\d.]+ [A-Z] ", "", line).strip() for line in found))
 
 
 class _Client:

@@ -176,7 +176,19 @@ async def _measure(
 async def async_compare(
     scene: Scene, rule_counts: tuple[int, ...], log_dir: Path, *, repeats: int = 2
 ) -> dict[str, Any]:
-    """Return the comparison, or a 'skipped' record when no llama.cpp server venv is available."""
+    """Return the Python server's comparison and, under "cpp", the C++ llama-server's section."""
+    # Imported here: llama_server_bench takes the tiny pair's names and the rule texts from this module.
+    from benchmarks.llama_server_bench import async_bench  # noqa: PLC0415
+
+    result = await _async_compare_python(scene, rule_counts, log_dir, repeats=repeats)
+    result["cpp"] = await async_bench(rule_counts, log_dir)
+    return result
+
+
+async def _async_compare_python(
+    scene: Scene, rule_counts: tuple[int, ...], log_dir: Path, *, repeats: int
+) -> dict[str, Any]:
+    """Return the Python server's comparison, or a 'skipped' record when no server venv is available."""
     python = server_python()
     if python is None:
         return {"skipped": f"{PYTHON_VARIABLE} is not set to llama.cpp's server venv (scripts/bench sets it)"}

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from benchmarks import prepare_micro
+from benchmarks.llama_server_bench import report_lines as llama_server_report_lines
 
 POLICY_NAMES = {"ours": "ours", "reference": "reference (Miloco 1.x)", "naive": "naive"}
 
@@ -57,6 +58,7 @@ def render(results: dict[str, Any]) -> str:
     lines += _scaling(results)
     lines += _memory(results)
     lines += _llama(results)
+    lines += llama_server_report_lines(results["llama"].get("cpp"))
     lines += _profile(results)
     lines += _method(results)
     return "\n".join(lines).rstrip() + "\n"

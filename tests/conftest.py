@@ -11,7 +11,7 @@ import pytest
 # custom_components package instead of the harness's own (see docs/development.md).
 from custom_components.miloco.const import DOMAIN
 
-from .llama_server import LlamaServer, free_port
+from .llama_server import KINDS, LlamaServer, cpp_server_skip_reason, free_port, make_server
 from .model_server import FakeModelServer
 
 assert DOMAIN == "miloco"
@@ -35,10 +35,14 @@ async def model_server(socket_enabled: None) -> AsyncGenerator[FakeModelServer]:
     await server.stop()
 
 
-@pytest.fixture
-def llama_server(socket_enabled: None, tmp_path: Path) -> Generator[LlamaServer]:
-    """Run llama-cpp-python's OpenAI-compatible server with the tiny model on a free loopback port."""
-    server = LlamaServer(free_port(), tmp_path / "llama-server.log")
+@pytest.fixture(params=KINDS, ids=[f"{kind}-server" for kind in KINDS])
+def llama_server(
+    request: pytest.FixtureRequest, socket_enabled: None, tmp_path: Path
+) -> Generator[LlamaServer]:
+    """Run one of llama.cpp's OpenAI-compatible servers with the tiny model on a free loopback port."""
+    if request.param == "cpp" and (reason := cpp_server_skip_reason()):
+        pytest.skip(reason)
+    server = make_server(request.param, free_port(), tmp_path / "llama-server.log")
     server.start()
     yield server
     server.stop()

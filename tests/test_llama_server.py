@@ -1,4 +1,8 @@
-"""Real inference through llama.cpp's own OpenAI-compatible server, serving the tiny random-weight model."""
+"""Real inference through llama.cpp's OpenAI-compatible servers (the Python one and the C++ llama-server).
+
+Every test runs once per server kind (the `llama_server` fixture's parameter); the C++ server is skipped
+only on a Debian 12 host, which has no llama.cpp-tools package.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from homeassistant.data_entry_flow import FlowResultType
 
 from custom_components.miloco.const import CONF_MODEL, DOMAIN
 
-from .llama_server import ALIAS, LlamaServer
+from .llama_server import ALIAS, CppLlamaServer, LlamaServer
 from .perception_helpers import wait_for, watch
 from .scenes import SceneCamera, waving_hand
 
@@ -42,9 +46,16 @@ async def test_perception_checks_run_through_the_real_server(
     await wait_for(lambda: watcher.stats.checks >= 2, within=60)
     assert watcher.stats.failures == 0
     assert watcher.stats.last_image_tokens is not None
-    # llama-cpp-python's server refuses OpenAI's json_schema form; the client stepped down once.
-    assert entry.runtime_data.backend.diagnostics()["response_format"] == "json_object+schema"
+    # llama-cpp-python's server refuses OpenAI's json_schema form, and the client stepped down once; the
+    # C++ server takes it as sent.
+    expected_format = {"python": "json_object+schema", "cpp": "json_schema"}[llama_server.kind]
+    assert entry.runtime_data.backend.diagnostics()["response_format"] == expected_format
     assert hass.states.get("binary_sensor.living_room_person").state in ("on", "off")
+    if isinstance(llama_server, CppLlamaServer):
+        # The server's own counters: it decoded the checks' prompts, images included, and generated replies.
+        metrics = await hass.async_add_executor_job(llama_server.metrics)
+        assert metrics["prompt_tokens_total"] >= watcher.stats.last_image_tokens
+        assert metrics["tokens_predicted_total"] > 0
 
 
 async def test_killed_server_makes_entities_unavailable_and_recovers(

@@ -6,8 +6,13 @@
 MILOCO_ROOTFS="$MILOCO_CACHE/rootfs/testing"
 # What runs inside: Python 3.14 for HA, libgomp1 for the llama.cpp wheel, libturbojpeg0 and ffmpeg for
 # HA's camera and ffmpeg helpers, util-linux for flock (the scripts lock their caches inside as well),
-# chromium for the browser test (tests/browser drives it with Playwright against HA's web UI).
-MILOCO_ROOTFS_PACKAGES=(python3.14 python3.14-venv ca-certificates libgomp1 libturbojpeg0 ffmpeg util-linux chromium haproxy)
+# chromium for the browser test (tests/browser drives it with Playwright against HA's web UI),
+# llama.cpp-tools for llama.cpp's C++ `llama-server`, the server users run: the newest suite's tests and
+# the benchmark serve the tiny model with it. Debian 12 (bookworm) has no llama.cpp-tools package, so a
+# Debian 12 host (where the oldest suite runs) keeps only llama-cpp-python's Python server. haproxy is the
+# router that tests/test_router.py and the benchmark's scaling section put in front of several servers.
+MILOCO_ROOTFS_PACKAGES=(python3.14 python3.14-venv ca-certificates libgomp1 libturbojpeg0 ffmpeg util-linux chromium
+  llama.cpp-tools haproxy)
 
 # The mirror apt already uses on the host (it is the one reachable from here).
 _debian_mirror() {

@@ -154,9 +154,9 @@ async def test_remote_reconfigure(
     entry.add_to_hass(hass)
     result = await entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "remote"
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], _server_form(model_server.url, **{field: value})
-    )
+    form = _server_form(model_server.url)
+    form[field] = value
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], form)
     assert result["type"] is FlowResultType.FORM
     assert set(result["errors"]) == {field}
     _translated(result["errors"], STRINGS["config"]["error"])

@@ -103,6 +103,30 @@ async def test_diagnostics_redact_key_and_url_credentials(
     assert diagnostics["backend"]["model"] == "mimo-vl-miloco-7b"
 
 
+async def test_diagnostics_list_the_settings_in_use_and_bad_stored_ones(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, model_server: FakeModelServer
+) -> None:
+    assert await async_setup_component(hass, "diagnostics", {})
+    camera = {
+        "subentry_type": "camera",
+        "title": "Hall",
+        "unique_id": None,
+        # A hand edit: nan where a percentage belongs. The entry still loads on the default.
+        "data": {"camera_entity_id": "camera.hall", "change_threshold": float("nan"), "fps": 4},
+    }
+    entry = await _loaded(hass, remote_entry(model_server, subentries=[camera]))
+    assert entry.state is ConfigEntryState.LOADED
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+
+    (listing,) = diagnostics["settings"]["subentries"].values()
+    assert listing["fps"] == {"value": 4.0, "default": 2.0, "stored": True}
+    assert listing["change_threshold"]["value"] == 0.5
+    assert "not finite" in listing["change_threshold"]["problem"]
+    assert listing["heartbeat"] == {"value": 60, "default": 60, "stored": False}
+    assert diagnostics["settings"]["backend"]["timeout"]["value"] == 10
+
+
 async def test_no_log_line_or_error_carries_the_key(
     hass: HomeAssistant, model_server: FakeModelServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -51,6 +51,7 @@ from .const import (
 )
 from .engine.condition_text import MAX_CONDITION_CHARS
 from .engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS
+from .engine.gate import DEFAULT_THRESHOLD
 from .engine.labels import ACTIVITIES, ALL_LABELS, GESTURES
 
 # The form sections the settings are shown in (the subentries store them flat).
@@ -279,10 +280,10 @@ CHECK_INTERVAL: Final = NumberSetting(
 DETAIL: Final = ChoiceSetting(
     key=CONF_DETAIL, default=DEFAULT_DETAIL, options=tuple(DETAIL_BUDGETS), section=SECTION_CAPTURE
 )
-# Percent of the picture that must change to open the gate (the engine's default of 0.005).
+# Percent of the picture that must change to open the gate: the form shows the engine's default fraction.
 CHANGE_THRESHOLD: Final = NumberSetting(
     key=CONF_CHANGE_THRESHOLD,
-    default=0.5,
+    default=DEFAULT_THRESHOLD * 100,
     minimum=0.0,
     maximum=100.0,
     step=0.1,

@@ -21,6 +21,7 @@ RULE_ERRORS = STRINGS["config_subentries"]["rule"]["error"]
 ERROR_SECTIONS = {
     "config_flow.py": CONFIG_ERRORS,
     "flow_checks.py": CONFIG_ERRORS,
+    "fallback_servers.py": CONFIG_ERRORS,
     "camera_flow.py": CAMERA_ERRORS,
     "rule_flow.py": RULE_ERRORS,
 }

@@ -35,6 +35,7 @@ from .const import (
     CONF_API_KEY,
     CONF_BACKEND,
     CONF_CONTEXT_SIZE,
+    CONF_FALLBACKS,
     CONF_MAX_CONCURRENT,
     CONF_MMPROJ_PATH,
     CONF_MODEL,
@@ -53,6 +54,13 @@ from .const import (
 )
 from .engine.backends.errors import BackendError
 from .engine.backends.openai_compat import normalize_base_url
+from .fallback_servers import (
+    CONF_ADD_FALLBACK,
+    MAX_FALLBACKS,
+    async_check_fallback,
+    fallback_schema,
+    wants_no_server,
+)
 from .flow_checks import async_check_model_files, async_list_remote_models, async_probe_remote
 from .form_fields import number_field, text_field
 from .rule_flow import RuleSubentryFlow
@@ -148,6 +156,10 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
         """Start with nothing entered."""
         self._remote: dict[str, Any] = {}
         self._models: list[str] = []
+        # The first server, checked, with its title and unique id, while fallback servers are added after it.
+        self._primary: dict[str, Any] = {}
+        self._identity = ("", "")
+        self._fallbacks: list[dict[str, Any]] = []
 
     @classmethod
     @callback
@@ -220,6 +232,11 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
                 error = await async_probe_remote(self.hass, data)
                 if error == "model_not_found" and not self._models:
                     error = "no_models"
+                if error is None and values.get(CONF_ADD_FALLBACK):
+                    self._primary = data
+                    self._identity = (_remote_title(data[CONF_URL], model), unique_id)
+                    self._fallbacks = []
+                    return await self.async_step_fallback()
                 if error is None:
                     return self._async_finish(_remote_title(data[CONF_URL], model), unique_id, data)
                 errors[CONF_MODEL if error in ("model_not_found", "no_models") else "base"] = error
@@ -239,12 +256,56 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
         )
         default = current_model or (self._models[0] if self._models else None)
         key = vol.Required(CONF_MODEL) if default is None else vol.Required(CONF_MODEL, default=default)
+        # Changing the settings walks through the stored fallback servers unless this is unticked.
+        add_fallback = bool(
+            (user_input or {}).get(CONF_ADD_FALLBACK, self._current_data().get(CONF_FALLBACKS))
+        )
         return self.async_show_form(
             step_id="remote_model",
-            data_schema=vol.Schema({key: selector}),
+            data_schema=vol.Schema(
+                {key: selector, vol.Required(CONF_ADD_FALLBACK, default=add_fallback): BooleanSelector()}
+            ),
             errors=errors,
             description_placeholders={"url": URL(self._remote[CONF_URL]).with_user(None).human_repr()},
         )
+
+    async def async_step_fallback(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for one more server, tried in order when the ones before it fail; probe it like the first."""
+        primary = self._primary
+        errors: dict[str, str] = {}
+        stored_list: list[dict[str, Any]] = list(self._current_data().get(CONF_FALLBACKS) or [])
+        position = len(self._fallbacks)
+        stored = stored_list[position] if position < len(stored_list) else None
+        if user_input is not None:
+            values = _entered(user_input)
+            if wants_no_server(values):
+                return self._async_finish_with_fallbacks()
+            fallback, errors = await async_check_fallback(
+                self.hass, values, primary=primary, taken=self._fallbacks, stored=stored
+            )
+            if fallback is not None:
+                self._fallbacks.append(fallback)
+                if values.get(CONF_ADD_FALLBACK) and len(self._fallbacks) < MAX_FALLBACKS:
+                    return await self.async_step_fallback()
+                return self._async_finish_with_fallbacks()
+        suggested = user_input or {key: value for key, value in (stored or {}).items() if key != CONF_API_KEY}
+        return self.async_show_form(
+            step_id="fallback",
+            data_schema=self.add_suggested_values_to_schema(
+                fallback_schema(position + 1 < min(len(stored_list), MAX_FALLBACKS)), suggested
+            ),
+            errors=errors,
+            description_placeholders={
+                "number": str(position + 1),
+                "max": str(MAX_FALLBACKS),
+                "model": str(primary[CONF_MODEL]),
+            },
+        )
+
+    def _async_finish_with_fallbacks(self) -> ConfigFlowResult:
+        """Save the first server with the fallback servers checked after it."""
+        data = {**self._primary, CONF_FALLBACKS: self._fallbacks} if self._fallbacks else self._primary
+        return self._async_finish(*self._identity, data)
 
     async def async_step_embedded(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the GGUF model and projector files and check them without loading them."""

@@ -9,7 +9,15 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .const import BACKEND_EMBEDDED, CONF_API_KEY, CONF_BACKEND, CONF_URL, SUBENTRY_CAMERA, SUBENTRY_RULE
+from .const import (
+    BACKEND_EMBEDDED,
+    CONF_API_KEY,
+    CONF_BACKEND,
+    CONF_FALLBACKS,
+    CONF_URL,
+    SUBENTRY_CAMERA,
+    SUBENTRY_RULE,
+)
 from .engine.backends.openai_compat import redact_url
 from .runtime import MilocoConfigEntry
 from .settings import (
@@ -67,6 +75,12 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: MilocoC
     data = dict(entry_dict["data"])
     if CONF_URL in data:
         data[CONF_URL] = redact_url(data[CONF_URL])
+    if isinstance(fallbacks := data.get(CONF_FALLBACKS), list):
+        data[CONF_FALLBACKS] = [
+            {**server, CONF_URL: redact_url(server[CONF_URL])} if CONF_URL in server else server
+            for server in fallbacks
+            if isinstance(server, dict)
+        ]
     entry_dict["data"] = data
     # An entry that failed to set up has no runtime data, and diagnostics matter most then.
     runtime = getattr(entry, "runtime_data", None)

@@ -87,7 +87,12 @@ async def test_diagnostics_redact_key_and_url_credentials(
         domain=DOMAIN,
         title=entry.title,
         unique_id=f"{credentialed}/v1#mimo-vl-miloco-7b",
-        data={**entry.data, CONF_URL: f"{credentialed}/v1"},
+        data={
+            **entry.data,
+            CONF_URL: f"{credentialed}/v1",
+            # A fallback server with its own credentials: redacted the same way.
+            "fallbacks": [{CONF_URL: f"{credentialed}/v1", CONF_MODEL: "other", CONF_API_KEY: SECRET}],
+        },
     )
     await _loaded(hass, entry)
 
@@ -99,6 +104,8 @@ async def test_diagnostics_redact_key_and_url_credentials(
     assert "admin" not in dumped
     assert diagnostics["entry"]["data"][CONF_API_KEY] == "**REDACTED**"
     assert diagnostics["entry"]["data"][CONF_URL] == f"{model_server.url}/v1"
+    (fallback,) = diagnostics["entry"]["data"]["fallbacks"]
+    assert fallback == {CONF_URL: f"{model_server.url}/v1", CONF_MODEL: "other", CONF_API_KEY: "**REDACTED**"}
     assert diagnostics["backend"]["api_key_set"] is True
     assert diagnostics["backend"]["model"] == "mimo-vl-miloco-7b"
 

@@ -135,8 +135,8 @@ def _path_allowed(hass: HomeAssistant, path: str) -> bool:
     """Return whether Home Assistant may read the path (blocking: it resolves symbolic links)."""
     try:
         return Path(path).is_absolute() and hass.config.is_allowed_path(path)
-    except (OSError, ValueError):
-        # A NUL byte or an impossible path from hand-edited data: not a path HA may read.
+    except (OSError, TypeError, ValueError):
+        # A NUL byte, a non-text or an impossible path from hand-edited data: not a path HA may read.
         return False
 
 
@@ -153,7 +153,7 @@ async def async_check_model_files(hass: HomeAssistant, model_path: str, mmproj_p
         if not await hass.async_add_executor_job(_path_allowed, hass, path):
             errors[field] = "path_not_allowed"
     if errors:
-        return ModelFilesCheck(errors, reason=", ".join(paths[field] for field in errors))
+        return ModelFilesCheck(errors, reason=", ".join(str(paths[field]) for field in errors))
     check = await hass.async_add_executor_job(check_model_files, Path(model_path), Path(mmproj_path))
     if check.errors:
         return check

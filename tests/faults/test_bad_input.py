@@ -21,6 +21,7 @@ from homeassistant import config_entries
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -556,3 +557,31 @@ async def test_bad_stored_backend_numbers_do_not_break_setup(
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data.limiter.limit == 2
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.parametrize(
+    "stored", ["/models/a\x00b.gguf", None, "x" * 5000], ids=["nul", "none", "5000-chars"]
+)
+async def test_bad_stored_model_path_raises_its_repair_issue(
+    hass: HomeAssistant, allowed: Path, stored: Any
+) -> None:
+    """A hand-edited model path stops only this entry, with the 'may not read' repair issue."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="tiny",
+        unique_id=str(MODEL),
+        data={
+            CONF_BACKEND: BACKEND_EMBEDDED,
+            CONF_MODEL_PATH: stored,
+            CONF_MMPROJ_PATH: str(MMPROJ),
+            CONF_CONTEXT_SIZE: 4096,
+            CONF_TIMEOUT: 60,
+        },
+    )
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"cannot_load_{entry.entry_id}")
+    assert issue is not None
+    assert issue.translation_key == "path_not_allowed"

@@ -61,8 +61,8 @@ from benchmarks.scenes import (
     build_scenes,
     camera_entity_id,
 )
-from custom_components.miloco.const import DEFAULT_HEARTBEAT
 from custom_components.miloco.engine.backends.openai_compat import OpenAICompatBackend
+from custom_components.miloco.settings import HEARTBEAT
 
 REPO: Final = Path(__file__).resolve().parent.parent
 POLICIES: Final = ("ours", "reference", "naive")
@@ -619,7 +619,7 @@ def _group_figures(
         figures["skipped_busy"] = busy
         # The heartbeat (default 60 s) re-checks a static scene once a minute; the windows are shorter
         # than that, so it is added here by arithmetic, not measured.
-        figures["heartbeat_requests_per_camera_hour"] = 3600 / DEFAULT_HEARTBEAT
+        figures["heartbeat_requests_per_camera_hour"] = 3600 / HEARTBEAT.default
     elif policy in ("reference", "naive"):
         figures["skipped_by_gate"] = sum(after[c][1] - before[c][1] for c in cameras if c in after)
         figures["skipped_busy"] = 0
@@ -831,7 +831,7 @@ def assemble(
             "frame": "1280x720 JPEG (quality 85, sensor noise sigma 2)",
             "capture_fps": 2,
             "matrix": f"{plan.matrix_cameras} cameras x {plan.matrix_rules} rules per scenario",
-            "heartbeat_s": DEFAULT_HEARTBEAT,
+            "heartbeat_s": HEARTBEAT.default,
         },
         "policies": list(POLICIES),
         "scenarios": list(SCENARIOS),

@@ -33,16 +33,13 @@ from custom_components.miloco.const import (
     CONF_TIMEOUT,
     CONF_URL,
     CONF_VERIFY_SSL,
-    DEFAULT_COOLDOWN,
-    DEFAULT_OFF_DELAY,
-    DEFAULT_ON_CHECKS,
-    DEFAULT_TIMEOUT,
     DOMAIN,
     EVENT_MILOCO,
     MODE_EVENT,
     SUBENTRY_CAMERA,
     SUBENTRY_RULE,
 )
+from custom_components.miloco.settings import COOLDOWN, OFF_DELAY, ON_CHECKS, REMOTE_TIMEOUT
 from custom_components.miloco.watcher import CameraWatcher
 
 # The rules every benchmark camera may carry, in order: the first R of them. Only the first two can come
@@ -83,9 +80,9 @@ def rule_data(index: int, entity_id: str) -> dict[str, Any]:
         CONF_CONDITION: RULE_CONDITIONS[index - 1],
         CONF_CAMERAS: [entity_id],
         CONF_MODE: MODE_EVENT,
-        CONF_COOLDOWN: DEFAULT_COOLDOWN,
-        CONF_ON_CHECKS: DEFAULT_ON_CHECKS,
-        CONF_OFF_DELAY: DEFAULT_OFF_DELAY,
+        CONF_COOLDOWN: COOLDOWN.default,
+        CONF_ON_CHECKS: ON_CHECKS.default,
+        CONF_OFF_DELAY: OFF_DELAY.default,
         CONF_ENABLED: True,
     }
 
@@ -127,7 +124,7 @@ def build_entry(server_url: str, cameras: list[tuple[str, int]], max_concurrent:
             CONF_URL: f"{server_url}/v1",
             CONF_MODEL: "bench-ours",
             CONF_VERIFY_SSL: True,
-            CONF_TIMEOUT: DEFAULT_TIMEOUT,
+            CONF_TIMEOUT: REMOTE_TIMEOUT.default,
             CONF_MAX_CONCURRENT: max_concurrent,
         },
         subentries_data=subentries,  # type: ignore[arg-type]

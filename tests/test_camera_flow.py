@@ -12,6 +12,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.miloco.const import SUBENTRY_CAMERA
+from custom_components.miloco.settings import CAMERA_SETTINGS, SECTION_CAPTURE, NumberSetting
 
 from .helpers import find_device, remote_entry
 from .model_server import FakeModelServer
@@ -170,3 +171,27 @@ async def test_removing_a_camera_removes_its_device(hass: HomeAssistant, entry: 
     assert find_device(hass, entry, subentry_id) is None
     assert hass.states.get("event.living_room_gesture") is None
     assert entry.runtime_data.watchers == {}
+
+
+async def test_form_takes_defaults_and_bounds_from_the_settings_table(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> None:
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_CAMERA), context={"source": "user"}
+    )
+    capture = result["data_schema"].schema["capture"].schema.schema
+    for setting in CAMERA_SETTINGS:
+        if setting.section != SECTION_CAPTURE:
+            continue
+        (key,) = (key for key in capture if str(key) == setting.key)
+        assert key.description["suggested_value"] == setting.default
+        if isinstance(setting, NumberSetting):
+            config = capture[key].config
+            assert (config["min"], config["max"], config["step"]) == (
+                setting.minimum,
+                setting.maximum,
+                setting.step,
+            )
+    # The error texts name the table's bounds through the form's placeholders.
+    assert result["description_placeholders"]["fps_max"] == "10"
+    assert result["description_placeholders"]["window_frames_max"] == "16"

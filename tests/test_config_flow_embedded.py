@@ -104,7 +104,7 @@ async def test_tiny_pair_is_accepted_loaded_and_answers(hass: HomeAssistant, all
             {CONF_MODEL_PATH: "not_text_model", CONF_MMPROJ_PATH: "not_mmproj"},
         ),
         (lambda tmp: _form(mmproj=MODEL), {CONF_MMPROJ_PATH: "not_mmproj"}),
-        (lambda tmp: _form(model=tmp), {CONF_MODEL_PATH: "file_not_found"}),
+        (lambda tmp: _form(model=tmp), {CONF_MODEL_PATH: "not_regular_file"}),
     ],
 )
 async def test_bad_paths(hass: HomeAssistant, allowed: Path, make_form: Any, errors: dict[str, str]) -> None:

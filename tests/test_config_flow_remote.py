@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncGenerator
+import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,6 +20,7 @@ from custom_components.miloco.const import (
     BACKEND_REMOTE,
     CONF_API_KEY,
     CONF_BACKEND,
+    CONF_FALLBACKS,
     CONF_MAX_CONCURRENT,
     CONF_MODEL,
     CONF_TIMEOUT,
@@ -28,6 +32,11 @@ from custom_components.miloco.const import (
 from .model_server import FakeModelServer, Reply, boxed, error, garbage, hang, thinking
 
 MODEL = "mimo-vl-miloco-7b"
+STRINGS: dict[str, Any] = json.loads(
+    (Path(__file__).parent.parent / "custom_components" / "miloco" / "strings.json").read_text(
+        encoding="utf-8"
+    )
+)
 
 
 async def _start(hass: HomeAssistant) -> dict[str, Any]:
@@ -271,3 +280,137 @@ async def test_a_deeply_nested_reply_is_not_understood(
     result = await _to_model_step(hass, model_server.url)
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: MODEL})
     assert result["errors"] == {"base": "bad_reply"}
+
+
+@pytest.fixture
+async def second_server(socket_enabled: None) -> AsyncGenerator[FakeModelServer]:
+    """Run another model server on loopback: the fallback."""
+    server = FakeModelServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def _to_fallback_step(hass: HomeAssistant, url: str) -> dict[str, Any]:
+    result = await _to_model_step(hass, url)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_MODEL: MODEL, "add_fallback": True}
+    )
+    assert result["type"] is FlowResultType.FORM, result
+    assert result["step_id"] == "fallback"
+    return result
+
+
+async def test_fallback_servers_are_probed_and_stored_in_order(
+    hass: HomeAssistant, model_server: FakeModelServer, second_server: FakeModelServer
+) -> None:
+    second_server.api_key = "fallback-key"
+    result = await _to_fallback_step(hass, model_server.url)
+    assert result["description_placeholders"]["number"] == "1"
+    # The fallback is probed like the first server: a wrong key is refused with a translated error.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: second_server.url, CONF_API_KEY: "wrong", "add_fallback": False}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    assert "invalid_auth" in STRINGS["config"]["error"]
+    # The same server and model as the first one is not a fallback.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: f"{model_server.url}/v1", "add_fallback": False}
+    )
+    assert result["errors"] == {CONF_URL: "fallback_duplicate"}
+    # A model left empty is the first server's.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            CONF_URL: second_server.url,
+            CONF_API_KEY: "fallback-key",
+            CONF_VERIFY_SSL: False,
+            "add_fallback": True,
+        },
+    )
+    assert result["step_id"] == "fallback"
+    assert result["description_placeholders"]["number"] == "2"
+    # An empty address ends the list.
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"add_fallback": False})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_FALLBACKS] == [
+        {
+            CONF_URL: f"{second_server.url}/v1",
+            CONF_MODEL: MODEL,
+            CONF_VERIFY_SSL: False,
+            CONF_API_KEY: "fallback-key",
+        }
+    ]
+    # Two probes reached the fallback: the one with the wrong key, and the good one.
+    assert len(second_server.chat_requests) == 2
+    assert result["data"][CONF_URL] == f"{model_server.url}/v1"
+
+
+@pytest.mark.parametrize(
+    ("form", "errors"),
+    [
+        ({CONF_URL: "ftp://example.com"}, {CONF_URL: "invalid_url"}),
+        ({CONF_URL: "http://127.0.0.1/\x00"}, {CONF_URL: "invalid_text"}),
+        ({CONF_URL: "http://127.0.0.1:9", CONF_MODEL: "x" * 5000}, {CONF_MODEL: "text_too_long"}),
+        ({CONF_URL: "http://127.0.0.1:9"}, {"base": "cannot_connect"}),
+    ],
+)
+async def test_a_bad_fallback_is_refused(
+    hass: HomeAssistant, model_server: FakeModelServer, form: dict[str, Any], errors: dict[str, str]
+) -> None:
+    result = await _to_fallback_step(hass, model_server.url)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**form, "add_fallback": False}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == errors
+    for key in errors.values():
+        assert key in STRINGS["config"]["error"]
+
+
+async def test_reconfigure_walks_through_the_fallbacks_and_keeps_their_keys(
+    hass: HomeAssistant, model_server: FakeModelServer, second_server: FakeModelServer
+) -> None:
+    second_server.api_key = "fallback-key"
+    fallback = {CONF_URL: f"{second_server.url}/v1", CONF_MODEL: MODEL, CONF_VERIFY_SSL: True}
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="old",
+        unique_id=f"{model_server.url}/v1#{MODEL}",
+        data={
+            CONF_BACKEND: BACKEND_REMOTE,
+            CONF_URL: f"{model_server.url}/v1",
+            CONF_MODEL: MODEL,
+            CONF_VERIFY_SSL: True,
+            CONF_TIMEOUT: 10,
+            CONF_MAX_CONCURRENT: 2,
+            CONF_FALLBACKS: [{**fallback, CONF_API_KEY: "fallback-key"}],
+        },
+    )
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], _server_form(model_server.url))
+    assert result["step_id"] == "remote_model"
+    # The stored fallbacks are walked through by default.
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: MODEL})
+    assert result["step_id"] == "fallback"
+    suggested = {
+        str(key): (key.description or {}).get("suggested_value") for key in result["data_schema"].schema
+    }
+    assert suggested[CONF_URL] == fallback[CONF_URL]
+    # The key is never shown back; left empty, the stored one stays (the probe needs it).
+    assert suggested.get(CONF_API_KEY) is None
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: fallback[CONF_URL], "add_fallback": False}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_FALLBACKS] == [{**fallback, CONF_API_KEY: "fallback-key"}]
+
+    # Unticked, the fallbacks go.
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], _server_form(model_server.url))
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_MODEL: MODEL, "add_fallback": False}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert CONF_FALLBACKS not in entry.data

@@ -87,7 +87,12 @@ async def test_diagnostics_redact_key_and_url_credentials(
         domain=DOMAIN,
         title=entry.title,
         unique_id=f"{credentialed}/v1#mimo-vl-miloco-7b",
-        data={**entry.data, CONF_URL: f"{credentialed}/v1"},
+        data={
+            **entry.data,
+            CONF_URL: f"{credentialed}/v1",
+            # A fallback server with its own credentials: redacted the same way.
+            "fallbacks": [{CONF_URL: f"{credentialed}/v1", CONF_MODEL: "other", CONF_API_KEY: SECRET}],
+        },
     )
     await _loaded(hass, entry)
 
@@ -99,8 +104,34 @@ async def test_diagnostics_redact_key_and_url_credentials(
     assert "admin" not in dumped
     assert diagnostics["entry"]["data"][CONF_API_KEY] == "**REDACTED**"
     assert diagnostics["entry"]["data"][CONF_URL] == f"{model_server.url}/v1"
+    (fallback,) = diagnostics["entry"]["data"]["fallbacks"]
+    assert fallback == {CONF_URL: f"{model_server.url}/v1", CONF_MODEL: "other", CONF_API_KEY: "**REDACTED**"}
     assert diagnostics["backend"]["api_key_set"] is True
     assert diagnostics["backend"]["model"] == "mimo-vl-miloco-7b"
+
+
+async def test_diagnostics_list_the_settings_in_use_and_bad_stored_ones(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, model_server: FakeModelServer
+) -> None:
+    assert await async_setup_component(hass, "diagnostics", {})
+    camera = {
+        "subentry_type": "camera",
+        "title": "Hall",
+        "unique_id": None,
+        # A hand edit: nan where a percentage belongs. The entry still loads on the default.
+        "data": {"camera_entity_id": "camera.hall", "change_threshold": float("nan"), "fps": 4},
+    }
+    entry = await _loaded(hass, remote_entry(model_server, subentries=[camera]))
+    assert entry.state is ConfigEntryState.LOADED
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+
+    (listing,) = diagnostics["settings"]["subentries"].values()
+    assert listing["fps"] == {"value": 4.0, "default": 2.0, "stored": True}
+    assert listing["change_threshold"]["value"] == 0.5
+    assert "not finite" in listing["change_threshold"]["problem"]
+    assert listing["heartbeat"] == {"value": 60, "default": 60, "stored": False}
+    assert diagnostics["settings"]["backend"]["timeout"]["value"] == 10
 
 
 async def test_no_log_line_or_error_carries_the_key(

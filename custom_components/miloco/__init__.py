@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
@@ -20,9 +18,8 @@ from .const import (
     LLAMA_CPP_INSTALL_HINT,
     LOGGER,
 )
-from .engine.backends.errors import BackendError, InvalidAuth, ModelLoadError, RuntimeMissing
-from .engine.backends.llama_cpp import async_probe_runtime
-from .engine.gguf import GgufError, check_model_pair
+from .engine.backends.errors import BackendError, InvalidAuth, ModelLoadError
+from .flow_checks import async_check_model_files
 from .runtime import MilocoConfigEntry, async_create_runtime, settings_snapshot
 from .services import async_register_services
 
@@ -87,24 +84,16 @@ async def _async_entry_updated(hass: HomeAssistant, entry: MilocoConfigEntry) ->
 
 
 async def _async_check_embedded(hass: HomeAssistant, entry: MilocoConfigEntry) -> None:
-    """Refuse model files outside the allowed paths, and a runtime that cannot import safely."""
-    for key in (CONF_MODEL_PATH, CONF_MMPROJ_PATH):
-        path = entry.data[key]
-        if not Path(path).is_absolute() or not hass.config.is_allowed_path(path):
-            _raise_load_issue(hass, entry, "path_not_allowed", reason=path, fatal=True)
-    try:
-        # Files change after the flow checked them, and llama.cpp crashes on some malformed projectors
-        # instead of failing: read the headers again before every load.
-        await hass.async_add_executor_job(
-            check_model_pair, Path(entry.data[CONF_MODEL_PATH]), Path(entry.data[CONF_MMPROJ_PATH])
-        )
-    except (GgufError, OSError) as err:
-        _raise_load_issue(hass, entry, "load_failed", reason=str(err))
-    try:
-        # A wheel built for another CPU dies of SIGILL: let that happen in a child, not in HA.
-        await async_probe_runtime()
-    except RuntimeMissing as err:
-        _raise_load_issue(hass, entry, err.reason, reason=str(err))
+    """Refuse model files outside the allowed paths or unfit to load, and a runtime that cannot import safely."""
+    model_path, mmproj_path = entry.data[CONF_MODEL_PATH], entry.data[CONF_MMPROJ_PATH]
+    check = await async_check_model_files(hass, model_path, mmproj_path)
+    reason = check.reason or ""
+    if "path_not_allowed" in check.errors.values():
+        _raise_load_issue(hass, entry, "path_not_allowed", reason=reason, fatal=True)
+    if "base" in check.errors:
+        _raise_load_issue(hass, entry, check.errors["base"], reason=reason)
+    if check.errors:
+        _raise_load_issue(hass, entry, "load_failed", reason=reason)
 
 
 def _issue_id(entry: MilocoConfigEntry) -> str:

@@ -13,23 +13,16 @@ from .const import (
     BACKEND_EMBEDDED,
     CONF_API_KEY,
     CONF_BACKEND,
-    CONF_CONTEXT_SIZE,
-    CONF_MAX_CONCURRENT,
     CONF_MMPROJ_PATH,
     CONF_MODEL,
     CONF_MODEL_PATH,
-    CONF_THREADS,
-    CONF_TIMEOUT,
     CONF_URL,
     CONF_VERIFY_SSL,
-    DEFAULT_CONTEXT_SIZE,
-    DEFAULT_EMBEDDED_TIMEOUT,
-    DEFAULT_MAX_CONCURRENT,
-    DEFAULT_TIMEOUT,
 )
 from .engine.backends.base import VisionBackend
 from .engine.backends.llama_cpp import LlamaCppBackend
 from .engine.backends.openai_compat import OpenAICompatBackend
+from .settings import CONTEXT_SIZE, EMBEDDED_TIMEOUT, MAX_CONCURRENT, REMOTE_TIMEOUT, THREADS, stored_value
 
 
 def create_remote_backend(hass: HomeAssistant, data: Mapping[str, Any]) -> OpenAICompatBackend:
@@ -39,8 +32,8 @@ def create_remote_backend(hass: HomeAssistant, data: Mapping[str, Any]) -> OpenA
         base_url=data[CONF_URL],
         model=data.get(CONF_MODEL, ""),
         api_key=data.get(CONF_API_KEY),
-        timeout_s=float(data.get(CONF_TIMEOUT, DEFAULT_TIMEOUT)),
-        max_concurrency=int(data.get(CONF_MAX_CONCURRENT, DEFAULT_MAX_CONCURRENT)),
+        timeout_s=float(stored_value(REMOTE_TIMEOUT, data)[0]),
+        max_concurrency=int(stored_value(MAX_CONCURRENT, data)[0]),
     )
 
 
@@ -50,8 +43,8 @@ def create_backend(hass: HomeAssistant, data: Mapping[str, Any]) -> VisionBacken
         return LlamaCppBackend(
             Path(data[CONF_MODEL_PATH]),
             Path(data[CONF_MMPROJ_PATH]),
-            n_threads=data.get(CONF_THREADS),
-            n_ctx=int(data.get(CONF_CONTEXT_SIZE, DEFAULT_CONTEXT_SIZE)),
-            timeout_s=float(data.get(CONF_TIMEOUT, DEFAULT_EMBEDDED_TIMEOUT)),
+            n_threads=stored_value(THREADS, data)[0],
+            n_ctx=int(stored_value(CONTEXT_SIZE, data)[0]),
+            timeout_s=float(stored_value(EMBEDDED_TIMEOUT, data)[0]),
         )
     return create_remote_backend(hass, data)

@@ -6,33 +6,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .const import (
-    CAPTURE_SNAPSHOT,
-    CONF_ACTIVITIES,
-    CONF_CAMERA,
-    CONF_CAPTURE_MODE,
-    CONF_CHANGE_THRESHOLD,
-    CONF_CHECK_INTERVAL,
-    CONF_DETAIL,
-    CONF_FPS,
-    CONF_GESTURES,
-    CONF_HEARTBEAT,
-    CONF_HOLD_TIME,
-    CONF_MOTION_ENTITY,
-    CONF_PRESENCE,
-    CONF_PROMPT_MODE,
-    CONF_WINDOW_FRAMES,
-    DEFAULT_CHANGE_THRESHOLD,
-    DEFAULT_CHECK_INTERVAL,
-    DEFAULT_FPS,
-    DEFAULT_HEARTBEAT,
-    DEFAULT_HOLD_TIME,
-    DEFAULT_WINDOW_FRAMES,
-    PROMPT_COMBINED,
-)
+from .const import CONF_CAMERA, CONF_MOTION_ENTITY, LOGGER
 from .engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS
-from .engine.labels import ACTIVITIES, GESTURES
 from .engine.prompt import CheckSpec
+from .settings import (
+    ACTIVITIES_SETTING,
+    CAPTURE_MODE,
+    CHANGE_THRESHOLD,
+    CHECK_INTERVAL,
+    DETAIL,
+    FPS,
+    GESTURES_SETTING,
+    HEARTBEAT,
+    HOLD_TIME,
+    PRESENCE,
+    PROMPT_MODE,
+    WINDOW_FRAMES,
+    InvalidSubentryData,
+    Setting,
+    stored_value,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,23 +49,37 @@ class CameraConfig:
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> CameraConfig:
-        """Return the settings in a subentry's data (keys missing from older entries take defaults)."""
+        """Return the settings in a subentry's data; a missing or bad value takes its default (logged).
+
+        Raise InvalidSubentryData when the camera itself is missing: without it nothing can run.
+        """
+        camera = data.get(CONF_CAMERA)
+        if not isinstance(camera, str) or not camera:
+            raise InvalidSubentryData(CONF_CAMERA, "no camera entity")
+
+        def value(setting: Setting) -> Any:
+            parsed, problem = stored_value(setting, data)
+            if problem is not None:
+                LOGGER.warning("Miloco camera %s: %s; using %s", camera, problem, parsed)
+            return parsed
+
+        motion = data.get(CONF_MOTION_ENTITY)
         return cls(
-            camera_entity_id=data[CONF_CAMERA],
-            # Catalogue order, whatever order the user ticked them in.
-            gestures=tuple(label.key for label in GESTURES if label.key in data.get(CONF_GESTURES, ())),
-            activities=tuple(label.key for label in ACTIVITIES if label.key in data.get(CONF_ACTIVITIES, ())),
-            presence=bool(data.get(CONF_PRESENCE, True)),
-            capture_mode=data.get(CONF_CAPTURE_MODE, CAPTURE_SNAPSHOT),
-            fps=float(data.get(CONF_FPS, DEFAULT_FPS)),
-            window_frames=int(data.get(CONF_WINDOW_FRAMES, DEFAULT_WINDOW_FRAMES)),
-            check_interval_s=float(data.get(CONF_CHECK_INTERVAL, DEFAULT_CHECK_INTERVAL)),
-            detail=data.get(CONF_DETAIL, DEFAULT_DETAIL),
-            change_threshold=float(data.get(CONF_CHANGE_THRESHOLD, DEFAULT_CHANGE_THRESHOLD)) / 100,
-            motion_entity_id=data.get(CONF_MOTION_ENTITY) or None,
-            heartbeat_s=float(data.get(CONF_HEARTBEAT, DEFAULT_HEARTBEAT)),
-            hold_s=float(data.get(CONF_HOLD_TIME, DEFAULT_HOLD_TIME)),
-            prompt_mode=data.get(CONF_PROMPT_MODE, PROMPT_COMBINED),
+            camera_entity_id=camera,
+            gestures=tuple(value(GESTURES_SETTING)),
+            activities=tuple(value(ACTIVITIES_SETTING)),
+            presence=value(PRESENCE),
+            capture_mode=value(CAPTURE_MODE),
+            fps=value(FPS),
+            window_frames=value(WINDOW_FRAMES),
+            check_interval_s=value(CHECK_INTERVAL),
+            detail=value(DETAIL),
+            # Stored in percent (as the form shows it), used as a fraction.
+            change_threshold=value(CHANGE_THRESHOLD) / 100,
+            motion_entity_id=motion if isinstance(motion, str) and motion else None,
+            heartbeat_s=float(value(HEARTBEAT)),
+            hold_s=float(value(HOLD_TIME)),
+            prompt_mode=value(PROMPT_MODE),
         )
 
     @property

@@ -8,153 +8,69 @@ from typing import Any
 from homeassistant.components.camera import CameraEntityFeature
 from homeassistant.const import ATTR_SUPPORTED_FEATURES
 from homeassistant.data_entry_flow import section
-from homeassistant.helpers.selector import (
-    BooleanSelector,
-    EntitySelector,
-    EntitySelectorConfig,
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
-    SelectSelector,
-    SelectSelectorConfig,
-    SelectSelectorMode,
-)
+from homeassistant.helpers.selector import EntitySelector, EntitySelectorConfig
 import voluptuous as vol
 
 from .capture import camera_exists
 from .const import (
-    CAPTURE_SNAPSHOT,
     CAPTURE_STREAM,
     CONF_ACTIVITIES,
     CONF_CAMERA,
     CONF_CAPTURE_MODE,
-    CONF_CHANGE_THRESHOLD,
-    CONF_CHECK_INTERVAL,
-    CONF_DETAIL,
     CONF_FPS,
     CONF_GESTURES,
-    CONF_HEARTBEAT,
-    CONF_HOLD_TIME,
     CONF_MOTION_ENTITY,
     CONF_PRESENCE,
-    CONF_PROMPT_MODE,
     CONF_WINDOW_FRAMES,
-    DEFAULT_CHANGE_THRESHOLD,
-    DEFAULT_CHECK_INTERVAL,
-    DEFAULT_FPS,
-    DEFAULT_HEARTBEAT,
-    DEFAULT_HOLD_TIME,
-    DEFAULT_WINDOW_FRAMES,
-    MAX_CHECK_INTERVAL,
-    MAX_FPS,
-    MAX_HEARTBEAT,
-    MAX_HOLD_TIME,
-    MAX_WINDOW_FRAMES,
-    MAX_WINDOW_SECONDS,
-    MIN_CHECK_INTERVAL,
-    MIN_FPS,
-    PROMPT_COMBINED,
-    PROMPT_PER_CONDITION,
     SUBENTRY_CAMERA,
 )
-from .engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS
-from .engine.labels import ACTIVITIES, GESTURES
 from .engine.stream import pyav_available
+from .form_fields import field, marker, schema_fields
+from .settings import (
+    CAMERA_SETTINGS,
+    CHANGE_THRESHOLD,
+    MAX_WINDOW_SECONDS,
+    SECTION_CAPTURE,
+    defaults,
+    section_keys,
+)
 from .subentry_form import FormSubentryFlow
 
-SECTION_CAPTURE = "capture"
-_CAPTURE_KEYS = (
-    CONF_CAPTURE_MODE,
-    CONF_FPS,
-    CONF_WINDOW_FRAMES,
-    CONF_CHECK_INTERVAL,
-    CONF_DETAIL,
-    CONF_CHANGE_THRESHOLD,
-    CONF_MOTION_ENTITY,
-    CONF_HEARTBEAT,
-    CONF_HOLD_TIME,
-    CONF_PROMPT_MODE,
-)
+# The settings of a camera a rule adds on its own.
+DEFAULTS: Mapping[str, Any] = defaults(CAMERA_SETTINGS)
 
-DEFAULTS: Mapping[str, Any] = {
-    CONF_GESTURES: [label.key for label in GESTURES],
-    CONF_ACTIVITIES: [label.key for label in ACTIVITIES],
-    CONF_PRESENCE: True,
-    CONF_CAPTURE_MODE: CAPTURE_SNAPSHOT,
-    CONF_FPS: DEFAULT_FPS,
-    CONF_WINDOW_FRAMES: DEFAULT_WINDOW_FRAMES,
-    CONF_CHECK_INTERVAL: DEFAULT_CHECK_INTERVAL,
-    CONF_DETAIL: DEFAULT_DETAIL,
-    CONF_CHANGE_THRESHOLD: DEFAULT_CHANGE_THRESHOLD,
-    CONF_HEARTBEAT: DEFAULT_HEARTBEAT,
-    CONF_HOLD_TIME: DEFAULT_HOLD_TIME,
-    CONF_PROMPT_MODE: PROMPT_COMBINED,
-}
+_CAPTURE_KEYS = (*section_keys(CAMERA_SETTINGS, SECTION_CAPTURE), CONF_MOTION_ENTITY)
 
 
-def _select(options: list[str], key: str, *, multiple: bool = False) -> SelectSelector:
-    """Return a translated select (a checklist when multiple)."""
-    return SelectSelector(
-        SelectSelectorConfig(
-            options=options,
-            multiple=multiple,
-            translation_key=key,
-            mode=SelectSelectorMode.LIST if multiple else SelectSelectorMode.DROPDOWN,
-        )
-    )
+def _capture_fields() -> dict[vol.Marker, Any]:
+    """Return the capture section's fields: the table's settings, and the motion sensor."""
+    fields: dict[vol.Marker, Any] = {}
+    for setting in CAMERA_SETTINGS:
+        if setting.section != SECTION_CAPTURE:
+            continue
+        fields[marker(setting)] = field(setting)
+        if setting is CHANGE_THRESHOLD:
+            # The motion sensor overrides the change threshold, so it is shown right after it.
+            fields[vol.Optional(CONF_MOTION_ENTITY)] = EntitySelector(
+                EntitySelectorConfig(domain="binary_sensor")
+            )
+    return fields
 
-
-def _box(maximum: float, step: float, unit: str | None = None) -> NumberSelector:
-    """Return a permissive number box: the flow, not the widget, explains out-of-range values."""
-    config = NumberSelectorConfig(min=0, max=maximum, step=step, mode=NumberSelectorMode.BOX)
-    if unit is not None:
-        config["unit_of_measurement"] = unit
-    return NumberSelector(config)
-
-
-CAPTURE_SCHEMA = vol.Schema(
-    {
-        vol.Required(CONF_CAPTURE_MODE): _select([CAPTURE_SNAPSHOT, CAPTURE_STREAM], CONF_CAPTURE_MODE),
-        vol.Required(CONF_FPS): _box(1000, 0.1, "fps"),
-        vol.Required(CONF_WINDOW_FRAMES): _box(1000, 1),
-        vol.Required(CONF_CHECK_INTERVAL): _box(100000, 0.1, "s"),
-        vol.Required(CONF_DETAIL): _select(list(DETAIL_BUDGETS), CONF_DETAIL),
-        vol.Required(CONF_CHANGE_THRESHOLD): _box(100, 0.1, "%"),
-        vol.Optional(CONF_MOTION_ENTITY): EntitySelector(EntitySelectorConfig(domain="binary_sensor")),
-        vol.Required(CONF_HEARTBEAT): _box(100000, 1, "s"),
-        vol.Required(CONF_HOLD_TIME): _box(100000, 1, "s"),
-        vol.Required(CONF_PROMPT_MODE): _select([PROMPT_COMBINED, PROMPT_PER_CONDITION], CONF_PROMPT_MODE),
-    }
-)
 
 CAMERA_SCHEMA = vol.Schema(
     {
         vol.Required(CONF_CAMERA): EntitySelector(EntitySelectorConfig(domain="camera")),
-        vol.Optional(CONF_GESTURES): _select([label.key for label in GESTURES], CONF_GESTURES, multiple=True),
-        vol.Optional(CONF_ACTIVITIES): _select(
-            [label.key for label in ACTIVITIES], CONF_ACTIVITIES, multiple=True
-        ),
-        vol.Required(CONF_PRESENCE): BooleanSelector(),
-        vol.Required(SECTION_CAPTURE): section(CAPTURE_SCHEMA, {"collapsed": True}),
+        **schema_fields(CAMERA_SETTINGS, None),
+        vol.Required(SECTION_CAPTURE): section(vol.Schema(_capture_fields()), {"collapsed": True}),
     }
 )
 
 
-def _range_errors(data: Mapping[str, Any]) -> dict[str, str]:
-    """Return the translated error for each capture setting outside what makes sense."""
-    errors: dict[str, str] = {}
-    fps = float(data[CONF_FPS])
-    if not MIN_FPS <= fps <= MAX_FPS:
-        errors[SECTION_CAPTURE] = "fps_out_of_range"
-    elif not 1 <= data[CONF_WINDOW_FRAMES] <= MAX_WINDOW_FRAMES:
-        errors[SECTION_CAPTURE] = "window_out_of_range"
-    elif data[CONF_WINDOW_FRAMES] / fps > MAX_WINDOW_SECONDS:
-        errors[SECTION_CAPTURE] = "window_too_long"
-    elif not MIN_CHECK_INTERVAL <= float(data[CONF_CHECK_INTERVAL]) <= MAX_CHECK_INTERVAL:
-        errors[SECTION_CAPTURE] = "interval_out_of_range"
-    elif not 0 <= data[CONF_HEARTBEAT] <= MAX_HEARTBEAT or not 0 <= data[CONF_HOLD_TIME] <= MAX_HOLD_TIME:
-        errors[SECTION_CAPTURE] = "duration_out_of_range"
-    return errors
+def _window_errors(data: Mapping[str, Any]) -> dict[str, str]:
+    """Return an error when the window of frames spans too long (the only check across two settings)."""
+    if data[CONF_WINDOW_FRAMES] / data[CONF_FPS] > MAX_WINDOW_SECONDS:
+        return {SECTION_CAPTURE: "window_too_long"}
+    return {}
 
 
 class CameraSubentryFlow(FormSubentryFlow):
@@ -163,22 +79,22 @@ class CameraSubentryFlow(FormSubentryFlow):
     schema = CAMERA_SCHEMA
     section = SECTION_CAPTURE
     section_keys = _CAPTURE_KEYS
-    defaults = DEFAULTS
+    settings = CAMERA_SETTINGS
 
-    def read_form(self, user_input: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the camera settings as stored."""
-        data = super().read_form(user_input)
+    def placeholders(self) -> dict[str, str]:
+        """Return the longest window a check may span, for its error text."""
+        return {"max_window_s": f"{MAX_WINDOW_SECONDS:g}"}
+
+    def normalize(self, data: dict[str, Any]) -> None:
+        """Store an unticked checklist as empty, and no motion sensor as no key."""
         data.setdefault(CONF_GESTURES, [])
         data.setdefault(CONF_ACTIVITIES, [])
-        for key in (CONF_WINDOW_FRAMES, CONF_HEARTBEAT, CONF_HOLD_TIME):
-            data[key] = int(data[key])
         if not data.get(CONF_MOTION_ENTITY):
             data.pop(CONF_MOTION_ENTITY, None)
-        return data
 
     async def async_errors(self, data: dict[str, Any]) -> dict[str, str]:
         """Return errors about the camera, what to detect, and the capture settings."""
-        errors = self._camera_errors(data) or _range_errors(data)
+        errors = self._camera_errors(data) or _window_errors(data)
         # The first import of PyAV takes a moment: in the executor, not on the event loop.
         if (
             not errors

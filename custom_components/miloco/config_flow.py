@@ -19,14 +19,10 @@ from homeassistant.config_entries import (
 from homeassistant.core import callback
 from homeassistant.helpers.selector import (
     BooleanSelector,
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
     TextSelector,
-    TextSelectorConfig,
     TextSelectorType,
 )
 import voluptuous as vol
@@ -39,6 +35,7 @@ from .const import (
     CONF_API_KEY,
     CONF_BACKEND,
     CONF_CONTEXT_SIZE,
+    CONF_FALLBACKS,
     CONF_MAX_CONCURRENT,
     CONF_MMPROJ_PATH,
     CONF_MODEL,
@@ -47,65 +44,65 @@ from .const import (
     CONF_TIMEOUT,
     CONF_URL,
     CONF_VERIFY_SSL,
-    DEFAULT_CONTEXT_SIZE,
-    DEFAULT_EMBEDDED_TIMEOUT,
-    DEFAULT_MAX_CONCURRENT,
-    DEFAULT_TIMEOUT,
     DOMAIN,
     ENV_DEFAULT_MMPROJ_PATH,
     ENV_DEFAULT_MODEL_PATH,
     LLAMA_CPP_INSTALL_HINT,
-    MAX_CONCURRENT_LIMIT,
-    MAX_CONTEXT_SIZE,
-    MAX_THREADS,
-    MAX_TIMEOUT,
-    MIN_CONTEXT_SIZE,
-    MIN_TIMEOUT,
     SUBENTRY_CAMERA,
     SUBENTRY_RULE,
     TEST_MODEL_TITLE_SUFFIX,
 )
 from .engine.backends.errors import BackendError
 from .engine.backends.openai_compat import normalize_base_url
-from .flow_checks import async_check_embedded, async_list_remote_models, async_probe_remote
+from .fallback_servers import (
+    CONF_ADD_FALLBACK,
+    MAX_FALLBACKS,
+    async_check_fallback,
+    fallback_schema,
+    wants_no_server,
+)
+from .flow_checks import async_check_model_files, async_list_remote_models, async_probe_remote
+from .form_fields import number_field, text_field
 from .rule_flow import RuleSubentryFlow
+from .settings import (
+    API_KEY_TEXT,
+    CONTEXT_SIZE,
+    EMBEDDED_TIMEOUT,
+    MAX_CONCURRENT,
+    MMPROJ_PATH_TEXT,
+    MODEL_PATH_TEXT,
+    MODEL_TEXT,
+    REMOTE_TIMEOUT,
+    THREADS,
+    URL_TEXT,
+    form_errors,
+    placeholders,
+)
 
-
-def _number(minimum: int, maximum: int, unit: str | None = None) -> NumberSelector:
-    """Return a boxed integer selector."""
-    config = NumberSelectorConfig(min=minimum, max=maximum, step=1, mode=NumberSelectorMode.BOX)
-    if unit is not None:
-        config["unit_of_measurement"] = unit
-    return NumberSelector(config)
-
+REMOTE_FIELDS = (URL_TEXT, API_KEY_TEXT, REMOTE_TIMEOUT, MAX_CONCURRENT)
+EMBEDDED_FIELDS = (MODEL_PATH_TEXT, MMPROJ_PATH_TEXT, THREADS, CONTEXT_SIZE, EMBEDDED_TIMEOUT)
 
 REMOTE_SCHEMA = vol.Schema(
     {
-        vol.Required(CONF_URL): TextSelector(TextSelectorConfig(type=TextSelectorType.URL)),
-        vol.Optional(CONF_API_KEY): TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD)),
+        vol.Required(CONF_URL): text_field(URL_TEXT, TextSelectorType.URL),
+        vol.Optional(CONF_API_KEY): text_field(API_KEY_TEXT, TextSelectorType.PASSWORD),
         vol.Required(CONF_VERIFY_SSL, default=True): BooleanSelector(),
-        vol.Required(CONF_TIMEOUT, default=DEFAULT_TIMEOUT): _number(MIN_TIMEOUT, MAX_TIMEOUT, "s"),
-        vol.Required(CONF_MAX_CONCURRENT, default=DEFAULT_MAX_CONCURRENT): _number(1, MAX_CONCURRENT_LIMIT),
+        vol.Required(CONF_TIMEOUT, default=REMOTE_TIMEOUT.default): number_field(REMOTE_TIMEOUT),
+        vol.Required(CONF_MAX_CONCURRENT, default=MAX_CONCURRENT.default): number_field(MAX_CONCURRENT),
     }
 )
 
 EMBEDDED_SCHEMA = vol.Schema(
     {
-        vol.Required(CONF_MODEL_PATH): TextSelector(),
-        vol.Required(CONF_MMPROJ_PATH): TextSelector(),
-        vol.Optional(CONF_THREADS): _number(1, MAX_THREADS),
-        vol.Required(CONF_CONTEXT_SIZE, default=DEFAULT_CONTEXT_SIZE): _number(
-            MIN_CONTEXT_SIZE, MAX_CONTEXT_SIZE
-        ),
-        vol.Required(CONF_TIMEOUT, default=DEFAULT_EMBEDDED_TIMEOUT): _number(
-            MIN_TIMEOUT, MAX_TIMEOUT * 4, "s"
-        ),
+        vol.Required(CONF_MODEL_PATH): text_field(MODEL_PATH_TEXT),
+        vol.Required(CONF_MMPROJ_PATH): text_field(MMPROJ_PATH_TEXT),
+        vol.Optional(CONF_THREADS): number_field(THREADS),
+        vol.Required(CONF_CONTEXT_SIZE, default=CONTEXT_SIZE.default): number_field(CONTEXT_SIZE),
+        vol.Required(CONF_TIMEOUT, default=EMBEDDED_TIMEOUT.default): number_field(EMBEDDED_TIMEOUT),
     }
 )
 
-REAUTH_SCHEMA = vol.Schema(
-    {vol.Optional(CONF_API_KEY): TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))}
-)
+REAUTH_SCHEMA = vol.Schema({vol.Optional(CONF_API_KEY): text_field(API_KEY_TEXT, TextSelectorType.PASSWORD)})
 
 
 def remote_unique_id(url: str, model: str) -> str:
@@ -118,11 +115,17 @@ def _remote_title(url: str, model: str) -> str:
     return f"{model} on {URL(url).host}"
 
 
-def _expand_paths(model: str, mmproj: str) -> tuple[str, str, str]:
-    """Return both paths with ~ expanded, and the model's real path as the entry's identity (blocking)."""
+def _expand_paths(model: str, mmproj: str) -> tuple[str, str, str] | None:
+    """Return both paths with ~ expanded, and the model's real path as the entry's identity (blocking).
+
+    Return None when the model path cannot be resolved (a loop of links, a name too long).
+    """
     model_path = Path(model.strip()).expanduser()
     mmproj_path = Path(mmproj.strip()).expanduser()
-    return str(model_path), str(mmproj_path), str(model_path.resolve())
+    try:
+        return str(model_path), str(mmproj_path), str(model_path.resolve())
+    except (OSError, RuntimeError, ValueError):
+        return None
 
 
 def _development_defaults() -> dict[str, str]:
@@ -134,9 +137,13 @@ def _development_defaults() -> dict[str, str]:
     return {key: value for key, value in defaults.items() if value}
 
 
-def _as_int(value: Any) -> int:
-    """Return a number selector's value (a float in the UI) as an int."""
-    return int(value)
+def _entered(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the form's values without the optional fields left empty (a required one stays, to be refused)."""
+    return {
+        key: value
+        for key, value in user_input.items()
+        if key not in (CONF_API_KEY, CONF_THREADS) or (value is not None and value != "")
+    }
 
 
 class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -149,6 +156,10 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
         """Start with nothing entered."""
         self._remote: dict[str, Any] = {}
         self._models: list[str] = []
+        # The first server, checked, with its title and unique id, while fallback servers are added after it.
+        self._primary: dict[str, Any] = {}
+        self._identity = ("", "")
+        self._fallbacks: list[dict[str, Any]] = []
 
     @classmethod
     @callback
@@ -173,19 +184,22 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         current = self._current_data()
         if user_input is not None:
-            try:
-                url = normalize_base_url(user_input[CONF_URL])
-            except ValueError:
-                errors[CONF_URL] = "invalid_url"
-            else:
+            values = _entered(user_input)
+            errors = form_errors(REMOTE_FIELDS, values)
+            if not errors:
+                try:
+                    url = normalize_base_url(values[CONF_URL])
+                except ValueError:
+                    errors[CONF_URL] = "invalid_url"
+            if not errors:
                 # An empty key field on reconfigure keeps the stored key (it is never shown back).
-                api_key = user_input.get(CONF_API_KEY) or current.get(CONF_API_KEY)
+                api_key = values.get(CONF_API_KEY) or current.get(CONF_API_KEY)
                 self._remote = {
                     CONF_BACKEND: BACKEND_REMOTE,
                     CONF_URL: url,
-                    CONF_VERIFY_SSL: user_input[CONF_VERIFY_SSL],
-                    CONF_TIMEOUT: _as_int(user_input[CONF_TIMEOUT]),
-                    CONF_MAX_CONCURRENT: _as_int(user_input[CONF_MAX_CONCURRENT]),
+                    CONF_VERIFY_SSL: bool(values[CONF_VERIFY_SSL]),
+                    CONF_TIMEOUT: values[CONF_TIMEOUT],
+                    CONF_MAX_CONCURRENT: values[CONF_MAX_CONCURRENT],
                 }
                 if api_key:
                     self._remote[CONF_API_KEY] = api_key
@@ -200,23 +214,32 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="remote",
             data_schema=self.add_suggested_values_to_schema(REMOTE_SCHEMA, suggested),
             errors=errors,
+            description_placeholders=placeholders(REMOTE_FIELDS),
         )
 
     async def async_step_remote_model(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Choose the model (from the server's list when it has one) and probe it with a real image."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            model = str(user_input[CONF_MODEL]).strip()
-            data = {**self._remote, CONF_MODEL: model}
-            unique_id = remote_unique_id(data[CONF_URL], model)
-            if (abort := await self._async_claim_unique_id(unique_id)) is not None:
-                return abort
-            error = await async_probe_remote(self.hass, data)
-            if error == "model_not_found" and not self._models:
-                error = "no_models"
-            if error is None:
-                return self._async_finish(_remote_title(data[CONF_URL], model), unique_id, data)
-            errors[CONF_MODEL if error in ("model_not_found", "no_models") else "base"] = error
+            values = dict(user_input)
+            errors = form_errors((MODEL_TEXT,), values)
+            if not errors:
+                model = values[CONF_MODEL].strip()
+                data = {**self._remote, CONF_MODEL: model}
+                unique_id = remote_unique_id(data[CONF_URL], model)
+                if (abort := await self._async_claim_unique_id(unique_id)) is not None:
+                    return abort
+                error = await async_probe_remote(self.hass, data)
+                if error == "model_not_found" and not self._models:
+                    error = "no_models"
+                if error is None and values.get(CONF_ADD_FALLBACK):
+                    self._primary = data
+                    self._identity = (_remote_title(data[CONF_URL], model), unique_id)
+                    self._fallbacks = []
+                    return await self.async_step_fallback()
+                if error is None:
+                    return self._async_finish(_remote_title(data[CONF_URL], model), unique_id, data)
+                errors[CONF_MODEL if error in ("model_not_found", "no_models") else "base"] = error
         selector: SelectSelector | TextSelector = (
             SelectSelector(
                 SelectSelectorConfig(
@@ -224,51 +247,113 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
                 )
             )
             if self._models
-            else TextSelector()
+            else text_field(MODEL_TEXT)
         )
-        current_model = (user_input or self._current_data()).get(CONF_MODEL)
+        current_model = (
+            None
+            if errors.get(CONF_MODEL) in ("invalid_text", "text_too_long")
+            else ((user_input or self._current_data()).get(CONF_MODEL))
+        )
         default = current_model or (self._models[0] if self._models else None)
         key = vol.Required(CONF_MODEL) if default is None else vol.Required(CONF_MODEL, default=default)
+        # Changing the settings walks through the stored fallback servers unless this is unticked.
+        add_fallback = bool(
+            (user_input or {}).get(CONF_ADD_FALLBACK, self._current_data().get(CONF_FALLBACKS))
+        )
         return self.async_show_form(
             step_id="remote_model",
-            data_schema=vol.Schema({key: selector}),
+            data_schema=vol.Schema(
+                {key: selector, vol.Required(CONF_ADD_FALLBACK, default=add_fallback): BooleanSelector()}
+            ),
             errors=errors,
             description_placeholders={"url": URL(self._remote[CONF_URL]).with_user(None).human_repr()},
         )
+
+    async def async_step_fallback(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for one more server, tried in order when the ones before it fail; probe it like the first."""
+        primary = self._primary
+        errors: dict[str, str] = {}
+        stored_list: list[dict[str, Any]] = list(self._current_data().get(CONF_FALLBACKS) or [])
+        position = len(self._fallbacks)
+        stored = stored_list[position] if position < len(stored_list) else None
+        if user_input is not None:
+            values = _entered(user_input)
+            if wants_no_server(values):
+                return self._async_finish_with_fallbacks()
+            fallback, errors = await async_check_fallback(
+                self.hass, values, primary=primary, taken=self._fallbacks, stored=stored
+            )
+            if fallback is not None:
+                self._fallbacks.append(fallback)
+                if values.get(CONF_ADD_FALLBACK) and len(self._fallbacks) < MAX_FALLBACKS:
+                    return await self.async_step_fallback()
+                return self._async_finish_with_fallbacks()
+        suggested = user_input or {key: value for key, value in (stored or {}).items() if key != CONF_API_KEY}
+        return self.async_show_form(
+            step_id="fallback",
+            data_schema=self.add_suggested_values_to_schema(
+                fallback_schema(position + 1 < min(len(stored_list), MAX_FALLBACKS)), suggested
+            ),
+            errors=errors,
+            description_placeholders={
+                "number": str(position + 1),
+                "max": str(MAX_FALLBACKS),
+                "model": str(primary[CONF_MODEL]),
+            },
+        )
+
+    def _async_finish_with_fallbacks(self) -> ConfigFlowResult:
+        """Save the first server with the fallback servers checked after it."""
+        data = {**self._primary, CONF_FALLBACKS: self._fallbacks} if self._fallbacks else self._primary
+        return self._async_finish(*self._identity, data)
 
     async def async_step_embedded(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the GGUF model and projector files and check them without loading them."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            model_path, mmproj_path, unique_id = await self.hass.async_add_executor_job(
-                _expand_paths, user_input[CONF_MODEL_PATH], user_input[CONF_MMPROJ_PATH]
-            )
-            data: dict[str, Any] = {
-                CONF_BACKEND: BACKEND_EMBEDDED,
-                CONF_MODEL_PATH: model_path,
-                CONF_MMPROJ_PATH: mmproj_path,
-                CONF_CONTEXT_SIZE: _as_int(user_input[CONF_CONTEXT_SIZE]),
-                CONF_TIMEOUT: _as_int(user_input[CONF_TIMEOUT]),
-            }
-            if user_input.get(CONF_THREADS):
-                data[CONF_THREADS] = _as_int(user_input[CONF_THREADS])
-            check = await async_check_embedded(self.hass, data)
-            errors = check.errors
+            values = _entered(user_input)
+            errors = form_errors(EMBEDDED_FIELDS, values)
             if not errors:
-                if (abort := await self._async_claim_unique_id(unique_id)) is not None:
-                    return abort
-                title = PurePath(model_path).stem
-                if check.test_model:
-                    title += TEST_MODEL_TITLE_SUFFIX
-                return self._async_finish(title, unique_id, data)
+                paths = await self.hass.async_add_executor_job(
+                    _expand_paths, values[CONF_MODEL_PATH], values[CONF_MMPROJ_PATH]
+                )
+                if paths is None:
+                    errors = {CONF_MODEL_PATH: "file_unreadable"}
+                else:
+                    result, errors = await self._async_save_embedded(values, *paths)
+                    if result is not None:
+                        return result
         return self.async_show_form(
             step_id="embedded",
             data_schema=self.add_suggested_values_to_schema(
                 EMBEDDED_SCHEMA, user_input or self._current_data() or _development_defaults()
             ),
             errors=errors,
-            description_placeholders={"install": LLAMA_CPP_INSTALL_HINT},
+            description_placeholders={"install": LLAMA_CPP_INSTALL_HINT, **placeholders(EMBEDDED_FIELDS)},
         )
+
+    async def _async_save_embedded(
+        self, values: Mapping[str, Any], model_path: str, mmproj_path: str, unique_id: str
+    ) -> tuple[ConfigFlowResult | None, dict[str, str]]:
+        """Check the model pair, then save the entry; return the errors when the pair cannot serve."""
+        check = await async_check_model_files(self.hass, model_path, mmproj_path)
+        if check.errors:
+            return None, check.errors
+        if (abort := await self._async_claim_unique_id(unique_id)) is not None:
+            return abort, {}
+        data: dict[str, Any] = {
+            CONF_BACKEND: BACKEND_EMBEDDED,
+            CONF_MODEL_PATH: model_path,
+            CONF_MMPROJ_PATH: mmproj_path,
+            CONF_CONTEXT_SIZE: values[CONF_CONTEXT_SIZE],
+            CONF_TIMEOUT: values[CONF_TIMEOUT],
+        }
+        if CONF_THREADS in values:
+            data[CONF_THREADS] = values[CONF_THREADS]
+        title = PurePath(model_path).stem
+        if check.test_model:
+            title += TEST_MODEL_TITLE_SUFFIX
+        return self._async_finish(title, unique_id, data), {}
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         """Ask for a new API key after the server refused the stored one."""
@@ -279,10 +364,13 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         entry = self._get_reauth_entry()
         if user_input is not None:
+            values = _entered(user_input)
+            errors = form_errors((API_KEY_TEXT,), values)
+        if user_input is not None and not errors:
             data = {**entry.data}
             data.pop(CONF_API_KEY, None)
-            if user_input.get(CONF_API_KEY):
-                data[CONF_API_KEY] = user_input[CONF_API_KEY]
+            if values.get(CONF_API_KEY):
+                data[CONF_API_KEY] = values[CONF_API_KEY]
             try:
                 await async_list_remote_models(self.hass, data)
             except BackendError as err:

@@ -1,4 +1,4 @@
-"""Constants of the Miloco integration: domain, configuration keys and defaults."""
+"""Constants of the Miloco integration: domain and configuration keys (defaults and bounds: settings.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ CONF_MODEL: Final = "model"
 CONF_VERIFY_SSL: Final = "verify_ssl"
 CONF_TIMEOUT: Final = "timeout"
 CONF_MAX_CONCURRENT: Final = "max_concurrent"
+# Further servers tried in order when the first fails: a list of dicts with the URL, key, model and TLS keys.
+CONF_FALLBACKS: Final = "fallbacks"
 
 # Embedded (llama-cpp-python) backend.
 CONF_MODEL_PATH: Final = "model_path"
@@ -27,18 +29,6 @@ CONF_MMPROJ_PATH: Final = "mmproj_path"
 CONF_THREADS: Final = "threads"
 CONF_CONTEXT_SIZE: Final = "context_size"
 
-DEFAULT_TIMEOUT: Final = 30
-# CPU inference of a 7B model over six frames takes tens of seconds on small machines.
-DEFAULT_EMBEDDED_TIMEOUT: Final = 180
-MIN_TIMEOUT: Final = 5
-MAX_TIMEOUT: Final = 300
-DEFAULT_MAX_CONCURRENT: Final = 2
-DEFAULT_CONTEXT_SIZE: Final = 8192
-# Six 448-px frames alone are about 1,500 image tokens; below 4096 a check hardly fits.
-MIN_CONTEXT_SIZE: Final = 4096
-MAX_CONTEXT_SIZE: Final = 131072
-MAX_THREADS: Final = 64
-MAX_CONCURRENT_LIMIT: Final = 16
 
 # GGUF metadata key that marks scripts/make_tiny_vlm.py's random-weight test model.
 TEST_MODEL_KEY: Final = "miloco.test_model"
@@ -72,22 +62,6 @@ CONF_PROMPT_MODE: Final = "prompt_mode"
 PROMPT_COMBINED: Final = "combined"
 PROMPT_PER_CONDITION: Final = "per_condition"
 
-# Miloco's reference pipeline: 6 frames over 3 s, a check every 2 s.
-DEFAULT_FPS: Final = 2.0
-MIN_FPS: Final = 0.1
-MAX_FPS: Final = 10.0
-DEFAULT_WINDOW_FRAMES: Final = 6
-MAX_WINDOW_FRAMES: Final = 16
-MAX_WINDOW_SECONDS: Final = 60.0
-DEFAULT_CHECK_INTERVAL: Final = 2.0
-MIN_CHECK_INTERVAL: Final = 0.5
-MAX_CHECK_INTERVAL: Final = 3600.0
-# Percent of the picture that must change to open the gate (the engine's default of 0.005).
-DEFAULT_CHANGE_THRESHOLD: Final = 0.5
-DEFAULT_HEARTBEAT: Final = 60
-MAX_HEARTBEAT: Final = 3600
-DEFAULT_HOLD_TIME: Final = 15
-MAX_HOLD_TIME: Final = 3600
 
 # Failure handling: entities go unavailable after this many failed checks or captures in a row, and
 # the backend raises a repair issue once it has failed for this long without a single success.
@@ -113,8 +87,3 @@ CONF_OFF_DELAY: Final = "off_delay"
 CONF_HA_CONDITION: Final = "ha_condition"
 CONF_ACTION: Final = "action"
 CONF_ENABLED: Final = "enabled"
-# Miloco fires a rule at most once per 10 s.
-DEFAULT_COOLDOWN: Final = 10
-DEFAULT_ON_CHECKS: Final = 2
-DEFAULT_OFF_DELAY: Final = 10
-MAX_ON_CHECKS: Final = 20

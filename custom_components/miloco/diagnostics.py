@@ -2,18 +2,71 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_API_KEY, CONF_URL
+from .const import (
+    BACKEND_EMBEDDED,
+    CONF_API_KEY,
+    CONF_BACKEND,
+    CONF_FALLBACKS,
+    CONF_URL,
+    SUBENTRY_CAMERA,
+    SUBENTRY_RULE,
+)
 from .engine.backends.openai_compat import redact_url
 from .runtime import MilocoConfigEntry
+from .settings import (
+    CAMERA_SETTINGS,
+    CONTEXT_SIZE,
+    EMBEDDED_TIMEOUT,
+    MAX_CONCURRENT,
+    REMOTE_TIMEOUT,
+    RULE_SETTINGS,
+    THREADS,
+    Setting,
+    stored_value,
+)
 
 # The unique id embeds the server URL, which can carry credentials.
 TO_REDACT = {CONF_API_KEY, "unique_id"}
+
+
+_SUBENTRY_SETTINGS: dict[str, tuple[Setting, ...]] = {
+    SUBENTRY_CAMERA: CAMERA_SETTINGS,
+    SUBENTRY_RULE: RULE_SETTINGS,
+}
+
+
+def _settings_listing(settings: tuple[Setting, ...], data: Mapping[str, Any]) -> dict[str, Any]:
+    """Return each table setting: the value in use, its default, and what is wrong with a bad stored value."""
+    listing: dict[str, Any] = {}
+    for setting in settings:
+        value, problem = stored_value(setting, data)
+        listing[setting.key] = {"value": value, "default": setting.default, "stored": setting.key in data}
+        if problem is not None:
+            listing[setting.key]["problem"] = problem
+    return listing
+
+
+def _all_settings(entry: MilocoConfigEntry) -> dict[str, Any]:
+    """Return the settings in use by the backend and by every subentry (readable even when setup failed)."""
+    embedded = entry.data.get(CONF_BACKEND) == BACKEND_EMBEDDED
+    backend: tuple[Setting, ...] = (
+        (THREADS, CONTEXT_SIZE, EMBEDDED_TIMEOUT) if embedded else (REMOTE_TIMEOUT, MAX_CONCURRENT)
+    )
+    return {
+        "backend": _settings_listing(backend, entry.data),
+        "subentries": {
+            subentry_id: _settings_listing(_SUBENTRY_SETTINGS[subentry.subentry_type], subentry.data)
+            for subentry_id, subentry in entry.subentries.items()
+            if subentry.subentry_type in _SUBENTRY_SETTINGS
+        },
+    }
 
 
 async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: MilocoConfigEntry) -> dict[str, Any]:
@@ -22,11 +75,22 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: MilocoC
     data = dict(entry_dict["data"])
     if CONF_URL in data:
         data[CONF_URL] = redact_url(data[CONF_URL])
+    if isinstance(fallbacks := data.get(CONF_FALLBACKS), list):
+        data[CONF_FALLBACKS] = [
+            {**server, CONF_URL: redact_url(server[CONF_URL])} if CONF_URL in server else server
+            for server in fallbacks
+            if isinstance(server, dict)
+        ]
     entry_dict["data"] = data
     # An entry that failed to set up has no runtime data, and diagnostics matter most then.
     runtime = getattr(entry, "runtime_data", None)
     if runtime is None:
-        return {"entry": async_redact_data(entry_dict, TO_REDACT), "backend": None, "cameras": {}}
+        return {
+            "entry": async_redact_data(entry_dict, TO_REDACT),
+            "settings": _all_settings(entry),
+            "backend": None,
+            "cameras": {},
+        }
     cameras = {
         subentry_id: {
             "available": watcher.available,
@@ -49,6 +113,7 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: MilocoC
     }
     return {
         "entry": async_redact_data(entry_dict, TO_REDACT),
+        "settings": _all_settings(entry),
         "backend": runtime.backend.diagnostics(),
         "limiter": {"limit": runtime.limiter.limit, "in_flight": runtime.limiter.in_flight},
         "cameras": cameras,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+import stat
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -64,79 +65,101 @@ async def async_probe_remote(hass: HomeAssistant, data: Mapping[str, Any]) -> st
     return None
 
 
-def _inspect(path: Path) -> tuple[GgufInfo | None, str | None]:
-    """Return a model file's header, or the error key saying why it cannot serve (blocking)."""
+# The form error of each way a model file can fail to be read, most specific first.
+_FILE_ERRORS: tuple[tuple[type[Exception], str], ...] = (
+    (FileNotFoundError, "file_not_found"),
+    (NotGguf, "not_gguf"),
+    (GgufTruncated, "corrupt_model"),
+    (GgufUnsupported, "unsupported_gguf"),
+    (Exception, "file_unreadable"),
+)
+
+
+def _inspect(path: Path) -> tuple[GgufInfo | None, str | None, str | None]:
+    """Return a model file's header, or the error key and the reason it cannot serve (blocking).
+
+    Only a regular file is opened: opening a FIFO would block the worker thread until a writer comes.
+    """
     try:
-        return inspect_gguf(path), None
-    except (FileNotFoundError, IsADirectoryError):
-        return None, "file_not_found"
-    except NotGguf:
-        return None, "not_gguf"
-    except GgufTruncated:
-        return None, "corrupt_model"
-    except GgufUnsupported:
-        return None, "unsupported_gguf"
-    except (GgufError, OSError):
-        return None, "file_unreadable"
+        if not stat.S_ISREG(path.stat().st_mode):
+            return None, "not_regular_file", f"{path} is not a regular file"
+        return inspect_gguf(path), None, None
+    except (GgufError, OSError, ValueError) as err:
+        key = next(key for kind, key in _FILE_ERRORS if isinstance(err, kind))
+        return None, key, f"{path}: {err}"
 
 
 @dataclass(frozen=True, slots=True)
 class ModelFilesCheck:
-    """What the headers of a model pair say: per-field error keys, and whether it is our test model."""
+    """What the checks of a model pair found: per-field error keys, a readable reason, and the test-model mark."""
 
     errors: dict[str, str]
     test_model: bool = False
+    reason: str | None = None
 
 
 def check_model_files(model: Path, mmproj: Path) -> ModelFilesCheck:
-    """Check the model pair by reading only the file headers (blocking).
-
-    Runs before every load, not only in the flow: files change, and llama.cpp crashes the whole process
-    on some malformed projectors instead of failing.
-    """
+    """Check the model pair by reading only the file headers (blocking)."""
     errors: dict[str, str] = {}
-    model_info, error = _inspect(model)
+    reasons: list[str] = []
+    model_info, error, reason = _inspect(model)
     if error is not None:
         errors[CONF_MODEL_PATH] = error
-    mmproj_info, error = _inspect(mmproj)
+        reasons.append(reason or error)
+    mmproj_info, error, reason = _inspect(mmproj)
     if error is not None:
         errors[CONF_MMPROJ_PATH] = error
-    if model_info is not None and CONF_MODEL_PATH not in errors:
+        reasons.append(reason or error)
+    if model_info is not None:
         try:
             require_text_model(model_info)
-        except NotTextModel:
+        except NotTextModel as err:
             errors[CONF_MODEL_PATH] = "not_text_model"
-    if mmproj_info is not None and CONF_MMPROJ_PATH not in errors:
+            reasons.append(str(err))
+    if mmproj_info is not None:
         try:
             require_vision_projector(mmproj_info)
             if model_info is not None:
                 require_matching_pair(model_info, mmproj_info)
-        except NotVisionProjector:
+        except NotVisionProjector as err:
             errors[CONF_MMPROJ_PATH] = "not_mmproj"
-        except ProjectorMismatch:
+            reasons.append(str(err))
+        except ProjectorMismatch as err:
             errors[CONF_MMPROJ_PATH] = "pair_mismatch"
+            reasons.append(str(err))
     test_model = model_info is not None and model_info.metadata.get(TEST_MODEL_KEY) is True
-    return ModelFilesCheck(errors, test_model)
+    return ModelFilesCheck(errors, test_model, "; ".join(reasons) or None)
 
 
-async def async_check_embedded(hass: HomeAssistant, data: Mapping[str, Any]) -> ModelFilesCheck:
-    """Check paths, file headers and the llama-cpp-python runtime."""
-    paths = {CONF_MODEL_PATH: Path(data[CONF_MODEL_PATH]), CONF_MMPROJ_PATH: Path(data[CONF_MMPROJ_PATH])}
-    errors = {
-        field: "path_not_allowed"
-        for field, path in paths.items()
-        if not path.is_absolute() or not hass.config.is_allowed_path(str(path))
-    }
+def _path_allowed(hass: HomeAssistant, path: str) -> bool:
+    """Return whether Home Assistant may read the path (blocking: it resolves symbolic links)."""
+    try:
+        return Path(path).is_absolute() and hass.config.is_allowed_path(path)
+    except (OSError, TypeError, ValueError):
+        # A NUL byte, a non-text or an impossible path from hand-edited data: not a path HA may read.
+        return False
+
+
+async def async_check_model_files(hass: HomeAssistant, model_path: str, mmproj_path: str) -> ModelFilesCheck:
+    """Check an embedded model pair before the flow saves it and before every load.
+
+    Paths must be allowed, the files regular GGUF files that belong together, and llama-cpp-python must
+    import in a child process. Files change after the flow checked them, and llama.cpp crashes the whole
+    process on some malformed projectors instead of failing, so setup runs this again each time.
+    """
+    paths = {CONF_MODEL_PATH: model_path, CONF_MMPROJ_PATH: mmproj_path}
+    errors: dict[str, str] = {}
+    for field, path in paths.items():
+        if not await hass.async_add_executor_job(_path_allowed, hass, path):
+            errors[field] = "path_not_allowed"
     if errors:
-        return ModelFilesCheck(errors)
-    check = await hass.async_add_executor_job(
-        check_model_files, paths[CONF_MODEL_PATH], paths[CONF_MMPROJ_PATH]
-    )
+        return ModelFilesCheck(errors, reason=", ".join(str(paths[field]) for field in errors))
+    check = await hass.async_add_executor_job(check_model_files, Path(model_path), Path(mmproj_path))
     if check.errors:
         return check
     try:
         # In a child process: a wheel built for another CPU dies of SIGILL there, not in HA.
         await async_probe_runtime()
     except RuntimeMissing as err:
-        return ModelFilesCheck({"base": err.reason})
+        return ModelFilesCheck({"base": err.reason}, check.test_model, str(err))
     return check

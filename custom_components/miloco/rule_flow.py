@@ -11,18 +11,9 @@ from homeassistant.data_entry_flow import section
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.selector import (
     ActionSelector,
-    BooleanSelector,
     ConditionSelector,
     EntitySelector,
     EntitySelectorConfig,
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
-    SelectSelector,
-    SelectSelectorConfig,
-    SelectSelectorMode,
-    TextSelector,
-    TextSelectorConfig,
 )
 import voluptuous as vol
 
@@ -33,81 +24,45 @@ from .const import (
     CONF_CAMERA,
     CONF_CAMERAS,
     CONF_CONDITION,
-    CONF_COOLDOWN,
-    CONF_ENABLED,
     CONF_HA_CONDITION,
-    CONF_MODE,
-    CONF_OFF_DELAY,
-    CONF_ON_CHECKS,
     CONF_PRESET,
     CONF_RULE_NAME,
-    DEFAULT_COOLDOWN,
-    DEFAULT_OFF_DELAY,
-    DEFAULT_ON_CHECKS,
-    MAX_ON_CHECKS,
-    MODE_EVENT,
-    MODE_STATE,
     PRESET_CUSTOM,
     SUBENTRY_CAMERA,
 )
 from .engine.condition_text import MAX_CONDITION_CHARS, condition_problem
-from .engine.labels import ALL_LABELS, by_key
+from .engine.labels import by_key
+from .form_fields import field, marker, schema_fields, text_field
 from .rule_runner import async_compile_condition, async_validate_action
+from .settings import (
+    CONDITION_TEXT,
+    ENABLED,
+    MODE,
+    PRESET,
+    RULE_NAME_TEXT,
+    RULE_SETTINGS,
+    SECTION_TIMING,
+    section_keys,
+)
 from .subentry_form import FormSubentryFlow
 
-SECTION_TIMING = "timing"
-_TIMING_KEYS = (CONF_COOLDOWN, CONF_ON_CHECKS, CONF_OFF_DELAY)
-MAX_COOLDOWN = 86400
-MAX_OFF_DELAY = 3600
-
-
-def _box(maximum: float, unit: str | None = None) -> NumberSelector:
-    """Return a permissive whole-number box: the flow explains out-of-range values."""
-    config = NumberSelectorConfig(min=0, max=maximum, step=1, mode=NumberSelectorMode.BOX)
-    if unit is not None:
-        config["unit_of_measurement"] = unit
-    return NumberSelector(config)
-
+_TIMING_KEYS = section_keys(RULE_SETTINGS, SECTION_TIMING)
 
 RULE_SCHEMA = vol.Schema(
     {
-        vol.Required(CONF_RULE_NAME): TextSelector(),
-        vol.Required(CONF_PRESET): SelectSelector(
-            SelectSelectorConfig(
-                options=[PRESET_CUSTOM, *(label.key for label in ALL_LABELS)],
-                translation_key=CONF_PRESET,
-                mode=SelectSelectorMode.DROPDOWN,
-            )
-        ),
-        vol.Optional(CONF_CONDITION): TextSelector(TextSelectorConfig(multiline=True)),
+        vol.Required(CONF_RULE_NAME): text_field(RULE_NAME_TEXT),
+        marker(PRESET): field(PRESET),
+        vol.Optional(CONF_CONDITION): text_field(CONDITION_TEXT),
         vol.Optional(CONF_CAMERAS): EntitySelector(EntitySelectorConfig(domain="camera", multiple=True)),
-        vol.Required(CONF_MODE): SelectSelector(
-            SelectSelectorConfig(options=[MODE_EVENT, MODE_STATE], translation_key=CONF_MODE)
-        ),
+        marker(MODE): field(MODE),
         vol.Required(SECTION_TIMING): section(
-            vol.Schema(
-                {
-                    vol.Required(CONF_COOLDOWN): _box(MAX_COOLDOWN * 10, "s"),
-                    vol.Required(CONF_ON_CHECKS): _box(MAX_ON_CHECKS * 10),
-                    vol.Required(CONF_OFF_DELAY): _box(MAX_OFF_DELAY * 10, "s"),
-                }
-            ),
-            {"collapsed": True},
+            vol.Schema(schema_fields(RULE_SETTINGS, SECTION_TIMING)), {"collapsed": True}
         ),
         vol.Optional(CONF_HA_CONDITION): ConditionSelector(),
         vol.Optional(CONF_ACTION): ActionSelector(),
-        vol.Required(CONF_ENABLED): BooleanSelector(),
+        marker(ENABLED): field(ENABLED),
     }
 )
-
-DEFAULTS: Mapping[str, Any] = {
-    CONF_PRESET: PRESET_CUSTOM,
-    CONF_MODE: MODE_EVENT,
-    CONF_COOLDOWN: DEFAULT_COOLDOWN,
-    CONF_ON_CHECKS: DEFAULT_ON_CHECKS,
-    CONF_OFF_DELAY: DEFAULT_OFF_DELAY,
-    CONF_ENABLED: True,
-}
 
 
 class RuleSubentryFlow(FormSubentryFlow):
@@ -116,13 +71,11 @@ class RuleSubentryFlow(FormSubentryFlow):
     schema = RULE_SCHEMA
     section = SECTION_TIMING
     section_keys = _TIMING_KEYS
-    defaults = DEFAULTS
+    settings = RULE_SETTINGS
+    texts = (RULE_NAME_TEXT, CONDITION_TEXT)
 
-    def read_form(self, user_input: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the rule as stored: timing in whole seconds, the preset spelled out as its condition."""
-        data = super().read_form(user_input)
-        for key in _TIMING_KEYS:
-            data[key] = int(data[key])
+    def normalize(self, data: dict[str, Any]) -> None:
+        """Shape the rule as stored: the name trimmed, the preset spelled out as its condition."""
         data[CONF_RULE_NAME] = str(data.get(CONF_RULE_NAME, "")).strip()
         data[CONF_CAMERAS] = list(data.get(CONF_CAMERAS) or [])
         if data.get(CONF_PRESET, PRESET_CUSTOM) != PRESET_CUSTOM:
@@ -132,7 +85,6 @@ class RuleSubentryFlow(FormSubentryFlow):
         for key in (CONF_HA_CONDITION, CONF_ACTION):
             if not data.get(key):
                 data.pop(key, None)
-        return data
 
     async def async_errors(self, data: dict[str, Any]) -> dict[str, str]:
         """Return errors about the fields, then about the HA condition and the action."""
@@ -151,7 +103,7 @@ class RuleSubentryFlow(FormSubentryFlow):
         return {"max_chars": str(MAX_CONDITION_CHARS)}
 
     def _field_errors(self, data: Mapping[str, Any]) -> dict[str, str]:
-        """Return errors about the name, the condition, the cameras and the timing."""
+        """Return errors about the name, the condition and the cameras (the table checked the timing)."""
         errors: dict[str, str] = {}
         if not data[CONF_RULE_NAME]:
             errors[CONF_RULE_NAME] = "name_empty"
@@ -162,12 +114,6 @@ class RuleSubentryFlow(FormSubentryFlow):
             errors[CONF_CAMERAS] = "no_camera"
         elif not all(camera_exists(self.hass, camera) for camera in cameras):
             errors[CONF_CAMERAS] = "camera_not_found"
-        if not (
-            0 <= data[CONF_COOLDOWN] <= MAX_COOLDOWN
-            and 1 <= data[CONF_ON_CHECKS] <= MAX_ON_CHECKS
-            and 0 <= data[CONF_OFF_DELAY] <= MAX_OFF_DELAY
-        ):
-            errors[SECTION_TIMING] = "timing_out_of_range"
         return errors
 
     async def _async_script_errors(self, data: Mapping[str, Any]) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, cast
 
 from homeassistant.config_entries import ConfigEntry
@@ -15,18 +14,7 @@ from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
 from .const import (
-    CONF_ACTION,
-    CONF_CAMERAS,
-    CONF_CONDITION,
-    CONF_COOLDOWN,
     CONF_ENABLED,
-    CONF_HA_CONDITION,
-    CONF_MODE,
-    CONF_OFF_DELAY,
-    CONF_ON_CHECKS,
-    DEFAULT_COOLDOWN,
-    DEFAULT_OFF_DELAY,
-    DEFAULT_ON_CHECKS,
     DOMAIN,
     EVENT_MILOCO,
     LOGGER,
@@ -36,6 +24,9 @@ from .devices import async_device_id
 from .engine.prompt import RuleSpec
 from .engine.rules import Debounce, EdgeTrigger, Transition
 from .listeners import Listeners
+
+# RuleConfig moved to rule_config.py; re-exported for the modules that import it from here.
+from .rule_config import RuleConfig as RuleConfig  # noqa: PLC0414
 
 type TriggerListener = Callable[[str, str | None], None]
 type ConditionCheck = Callable[[Mapping[str, Any] | None], bool]
@@ -56,34 +47,6 @@ async def async_compile_condition(hass: HomeAssistant, conditions: list[dict[str
     return await ha_condition.async_conditions_from_config(
         hass, cast(list[dict[str, Any]], validated), LOGGER, "Miloco rule condition"
     )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RuleConfig:
-    """A rule's settings (its enabled flag lives on the runner: a switch flips it without a reload)."""
-
-    condition: str
-    cameras: tuple[str, ...]
-    mode: str
-    cooldown_s: float
-    on_checks: int
-    off_delay_s: float
-    ha_condition: list[dict[str, Any]] | None
-    action: list[dict[str, Any]] | None
-
-    @classmethod
-    def from_data(cls, data: Mapping[str, Any]) -> RuleConfig:
-        """Return the settings in a rule subentry's data."""
-        return cls(
-            condition=data[CONF_CONDITION],
-            cameras=tuple(data.get(CONF_CAMERAS, ())),
-            mode=data.get(CONF_MODE, MODE_EVENT),
-            cooldown_s=float(data.get(CONF_COOLDOWN, DEFAULT_COOLDOWN)),
-            on_checks=int(data.get(CONF_ON_CHECKS, DEFAULT_ON_CHECKS)),
-            off_delay_s=float(data.get(CONF_OFF_DELAY, DEFAULT_OFF_DELAY)),
-            ha_condition=data.get(CONF_HA_CONDITION) or None,
-            action=data.get(CONF_ACTION) or None,
-        )
 
 
 class RuleRunner:

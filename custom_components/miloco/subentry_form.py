@@ -9,6 +9,8 @@ from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigSubentryFlow,
 from homeassistant.const import ATTR_FRIENDLY_NAME
 import voluptuous as vol
 
+from .settings import Setting, TextSetting, defaults, form_errors, placeholders, stored_value
+
 
 class FormSubentryFlow(ConfigSubentryFlow):
     """Show one form (with one collapsible section), check it, then create or update the subentry."""
@@ -17,7 +19,9 @@ class FormSubentryFlow(ConfigSubentryFlow):
     # The form's collapsible section and the stored keys it shows; the subentry stores them flat.
     section: ClassVar[str]
     section_keys: ClassVar[tuple[str, ...]]
-    defaults: ClassVar[Mapping[str, Any]]
+    # The table's settings and free texts of the form: their defaults, bounds and checks.
+    settings: ClassVar[tuple[Setting, ...]]
+    texts: ClassVar[tuple[TextSetting, ...]] = ()
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Add a subentry."""
@@ -28,10 +32,15 @@ class FormSubentryFlow(ConfigSubentryFlow):
         return await self._async_step_form(user_input)
 
     def read_form(self, user_input: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the form's values as stored: the section merged in (subclasses normalise further)."""
+        """Return the form's values flat: the section merged in."""
         data = {key: value for key, value in user_input.items() if key != self.section}
-        data.update(user_input.get(self.section, {}))
+        section = user_input.get(self.section)
+        if isinstance(section, Mapping):
+            data.update(section)
         return data
+
+    def normalize(self, data: dict[str, Any]) -> None:
+        """Shape checked values as stored (nothing by default)."""
 
     async def async_errors(self, data: dict[str, Any]) -> dict[str, str]:
         """Return the translated error keys of the form, by field."""
@@ -45,7 +54,7 @@ class FormSubentryFlow(ConfigSubentryFlow):
         """Do what saving implies beyond the subentry itself (nothing by default)."""
 
     def placeholders(self) -> dict[str, str]:
-        """Return the placeholders of the form's texts."""
+        """Return the placeholders of the form's texts beyond the settings' bounds."""
         return {}
 
     def friendly_name(self, entity_id: str) -> str:
@@ -64,7 +73,11 @@ class FormSubentryFlow(ConfigSubentryFlow):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = self.read_form(user_input)
-            errors = await self.async_errors(data)
+            # Numbers and texts first: the checks after them may rely on their types.
+            errors = form_errors((*self.settings, *self.texts), data)
+            if not errors:
+                self.normalize(data)
+                errors = await self.async_errors(data)
             if not errors:
                 self.before_save(data)
                 if self.reconfiguring:
@@ -74,15 +87,21 @@ class FormSubentryFlow(ConfigSubentryFlow):
                 return self.async_create_entry(title=self.title(data), data=data)
             suggested: Mapping[str, Any] = user_input
         else:
-            suggested = self._as_form(
-                self._get_reconfigure_subentry().data if self.reconfiguring else self.defaults
-            )
+            suggested = self._as_form(self._stored() if self.reconfiguring else defaults(self.settings))
         return self.async_show_form(
             step_id="reconfigure" if self.reconfiguring else "user",
             data_schema=self.add_suggested_values_to_schema(self.schema, suggested),
             errors=errors,
-            description_placeholders=self.placeholders(),
+            description_placeholders={**placeholders(self.settings), **self.placeholders()},
         )
+
+    def _stored(self) -> dict[str, Any]:
+        """Return the subentry's data with any bad stored setting shown as its default."""
+        data = dict(self._get_reconfigure_subentry().data)
+        for setting in self.settings:
+            if setting.key in data:
+                data[setting.key] = stored_value(setting, data)[0]
+        return data
 
     def _as_form(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Return stored data shaped like the form (the section's keys inside the section)."""

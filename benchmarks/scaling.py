@@ -30,7 +30,7 @@ from benchmarks.costmodel import CostModel
 from benchmarks.meter import Meter, percentile
 from benchmarks.ours import Ours, WatcherCounters
 from benchmarks.scenes import BenchCamera, Scene, camera_entity_id
-from custom_components.miloco.const import DEFAULT_CHECK_INTERVAL
+from custom_components.miloco.settings import CHECK_INTERVAL
 from tests.router import HAProxyRouter, haproxy_binary
 
 # Camera j starts this far into the busy room's loop (so that the cameras do not show the same frame).
@@ -72,7 +72,7 @@ class ScalingPlan:
     @property
     def offered_checks_per_s(self) -> float:
         """Return the checks per second the cameras ask for (every check is due: the room is busy)."""
-        return self.cameras / DEFAULT_CHECK_INTERVAL
+        return self.cameras / CHECK_INTERVAL.default
 
 
 async def async_scaling(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-import math
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -17,9 +16,6 @@ from .const import (
     BACKEND_EMBEDDED,
     CONF_BACKEND,
     CONF_CAMERA,
-    CONF_TIMEOUT,
-    DEFAULT_EMBEDDED_TIMEOUT,
-    DEFAULT_TIMEOUT,
     DOMAIN,
     PROMPT_PER_CONDITION,
     SNAPSHOT_TIMEOUT,
@@ -27,6 +23,7 @@ from .const import (
 from .engine.check import Answer, ask
 from .engine.prompt import CheckSpec, QuestionSpec
 from .engine.window import Frame
+from .settings import EMBEDDED_TIMEOUT, REMOTE_TIMEOUT, stored_value
 
 if TYPE_CHECKING:
     # Only for types: the runtime builds the watchers, and a watcher asks through this module.
@@ -70,14 +67,10 @@ def dry_run_spec(runtime: MilocoRuntime, config: CameraConfig, rule_id: str) -> 
 
 def default_wait_s(runtime: MilocoRuntime) -> float:
     """Return how long a service waits for a free slot: one model timeout of the entry."""
-    fallback = (
-        DEFAULT_EMBEDDED_TIMEOUT if runtime.data.get(CONF_BACKEND) == BACKEND_EMBEDDED else DEFAULT_TIMEOUT
-    )
-    try:
-        wait = float(runtime.data.get(CONF_TIMEOUT, fallback))
-    except (TypeError, ValueError):
-        return float(fallback)
-    return wait if math.isfinite(wait) and wait > 0 else float(fallback)
+    setting = EMBEDDED_TIMEOUT if runtime.data.get(CONF_BACKEND) == BACKEND_EMBEDDED else REMOTE_TIMEOUT
+    # A stored value that is not a valid timeout comes back as the default.
+    timeout, _problem = stored_value(setting, runtime.data)
+    return float(timeout)
 
 
 async def async_ask(

@@ -21,12 +21,15 @@ from .const import (
     CONF_MOTION_ENTITY,
     CONF_PRESENCE,
     CONF_PROMPT_MODE,
+    CONF_SAVE_FRAMES,
+    CONF_SAVED_FRAMES_MAX,
     CONF_WINDOW_FRAMES,
     DEFAULT_CHANGE_THRESHOLD,
     DEFAULT_CHECK_INTERVAL,
     DEFAULT_FPS,
     DEFAULT_HEARTBEAT,
     DEFAULT_HOLD_TIME,
+    DEFAULT_SAVED_FRAMES_MAX,
     DEFAULT_WINDOW_FRAMES,
     PROMPT_COMBINED,
 )
@@ -53,6 +56,9 @@ class CameraConfig:
     heartbeat_s: float
     hold_s: float
     prompt_mode: str
+    # ecosystem (issue 14): key frames on disk, off by default, bounded per camera.
+    save_frames: bool = False
+    saved_frames_max: int = DEFAULT_SAVED_FRAMES_MAX
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> CameraConfig:
@@ -73,6 +79,8 @@ class CameraConfig:
             heartbeat_s=float(data.get(CONF_HEARTBEAT, DEFAULT_HEARTBEAT)),
             hold_s=float(data.get(CONF_HOLD_TIME, DEFAULT_HOLD_TIME)),
             prompt_mode=data.get(CONF_PROMPT_MODE, PROMPT_COMBINED),
+            save_frames=bool(data.get(CONF_SAVE_FRAMES, False)),
+            saved_frames_max=int(data.get(CONF_SAVED_FRAMES_MAX, DEFAULT_SAVED_FRAMES_MAX)),
         )
 
     @property

@@ -38,17 +38,21 @@ from .const import (
     CONF_MOTION_ENTITY,
     CONF_PRESENCE,
     CONF_PROMPT_MODE,
+    CONF_SAVE_FRAMES,
+    CONF_SAVED_FRAMES_MAX,
     CONF_WINDOW_FRAMES,
     DEFAULT_CHANGE_THRESHOLD,
     DEFAULT_CHECK_INTERVAL,
     DEFAULT_FPS,
     DEFAULT_HEARTBEAT,
     DEFAULT_HOLD_TIME,
+    DEFAULT_SAVED_FRAMES_MAX,
     DEFAULT_WINDOW_FRAMES,
     MAX_CHECK_INTERVAL,
     MAX_FPS,
     MAX_HEARTBEAT,
     MAX_HOLD_TIME,
+    MAX_SAVED_FRAMES,
     MAX_WINDOW_FRAMES,
     MAX_WINDOW_SECONDS,
     MIN_CHECK_INTERVAL,
@@ -74,6 +78,8 @@ _CAPTURE_KEYS = (
     CONF_HEARTBEAT,
     CONF_HOLD_TIME,
     CONF_PROMPT_MODE,
+    CONF_SAVE_FRAMES,  # ecosystem (issue 14)
+    CONF_SAVED_FRAMES_MAX,  # ecosystem (issue 14)
 )
 
 DEFAULTS: Mapping[str, Any] = {
@@ -89,6 +95,8 @@ DEFAULTS: Mapping[str, Any] = {
     CONF_HEARTBEAT: DEFAULT_HEARTBEAT,
     CONF_HOLD_TIME: DEFAULT_HOLD_TIME,
     CONF_PROMPT_MODE: PROMPT_COMBINED,
+    CONF_SAVE_FRAMES: False,  # ecosystem (issue 14): key frames stay in memory unless the user asks
+    CONF_SAVED_FRAMES_MAX: DEFAULT_SAVED_FRAMES_MAX,
 }
 
 
@@ -124,6 +132,9 @@ CAPTURE_SCHEMA = vol.Schema(
         vol.Required(CONF_HEARTBEAT): _box(100000, 1, "s"),
         vol.Required(CONF_HOLD_TIME): _box(100000, 1, "s"),
         vol.Required(CONF_PROMPT_MODE): _select([PROMPT_COMBINED, PROMPT_PER_CONDITION], CONF_PROMPT_MODE),
+        # ecosystem (issue 14): saving key frames to the media folder, bounded per camera.
+        vol.Required(CONF_SAVE_FRAMES): BooleanSelector(),
+        vol.Required(CONF_SAVED_FRAMES_MAX): _box(100000, 1),
     }
 )
 
@@ -154,6 +165,8 @@ def _range_errors(data: Mapping[str, Any]) -> dict[str, str]:
         errors[SECTION_CAPTURE] = "interval_out_of_range"
     elif not 0 <= data[CONF_HEARTBEAT] <= MAX_HEARTBEAT or not 0 <= data[CONF_HOLD_TIME] <= MAX_HOLD_TIME:
         errors[SECTION_CAPTURE] = "duration_out_of_range"
+    elif not 1 <= data.get(CONF_SAVED_FRAMES_MAX, DEFAULT_SAVED_FRAMES_MAX) <= MAX_SAVED_FRAMES:
+        errors[SECTION_CAPTURE] = "saved_frames_out_of_range"  # ecosystem (issue 14)
     return errors
 
 
@@ -172,6 +185,9 @@ class CameraSubentryFlow(FormSubentryFlow):
         data.setdefault(CONF_ACTIVITIES, [])
         for key in (CONF_WINDOW_FRAMES, CONF_HEARTBEAT, CONF_HOLD_TIME):
             data[key] = int(data[key])
+        # ecosystem (issue 14); older forms lack the key frame settings.
+        data[CONF_SAVE_FRAMES] = bool(data.get(CONF_SAVE_FRAMES, False))
+        data[CONF_SAVED_FRAMES_MAX] = int(data.get(CONF_SAVED_FRAMES_MAX, DEFAULT_SAVED_FRAMES_MAX))
         if not data.get(CONF_MOTION_ENTITY):
             data.pop(CONF_MOTION_ENTITY, None)
         return data

@@ -118,3 +118,14 @@ DEFAULT_COOLDOWN: Final = 10
 DEFAULT_ON_CHECKS: Final = 2
 DEFAULT_OFF_DELAY: Final = 10
 MAX_ON_CHECKS: Final = 20
+
+# --- ecosystem (issue 14): AI Task subentries and key frames ---
+# The subentry type core's AI integrations use for their AI Task entity (HA 2025.8+).
+SUBENTRY_AI_TASK: Final = "ai_task_data"
+# How long an AI Task waits for a free backend slot before it gives up.
+AI_TASK_SLOT_WAIT_S: Final = 30.0
+# Camera settings: keep the frames of the checks that fired on disk, and how many per camera.
+CONF_SAVE_FRAMES: Final = "save_frames"
+CONF_SAVED_FRAMES_MAX: Final = "saved_frames_max"
+DEFAULT_SAVED_FRAMES_MAX: Final = 20
+MAX_SAVED_FRAMES: Final = 500

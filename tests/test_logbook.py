@@ -30,8 +30,13 @@ async def _logbook(hass: HomeAssistant, client: WebSocketGenerator, since: str) 
     return [entry for entry in entries if entry.get("domain") == "miloco"]
 
 
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(recorder_mock: Any, enable_custom_integrations: None) -> None:
+    """Start the recorder before Home Assistant (the harness insists), then allow custom integrations."""
+
+
 @pytest.fixture
-async def logbook(recorder_mock: Any, hass: HomeAssistant) -> None:
+async def logbook(hass: HomeAssistant) -> None:
     """Run the real recorder and logbook."""
     assert await async_setup_component(hass, "logbook", {})
     await hass.async_block_till_done()

@@ -153,7 +153,8 @@ async def test_the_image_is_private_without_its_token(
     await watch(hass, model_server, SceneCamera("Living room", waving_hand()))
     await wait_for(lambda: hass.states.get(IMAGE).state != "unknown")
     http = await hass_client_no_auth()
-    assert (await http.get(f"/api/image_proxy/{IMAGE}")).status == 401
+    # The proxy refuses a request that has neither a session nor the entity's access token.
+    assert (await http.get(f"/api/image_proxy/{IMAGE}")).status == 403
 
 
 async def test_a_gesture_points_at_its_frame_and_nothing_is_saved_by_default(

@@ -91,10 +91,14 @@ class KeyFrames:
         if path is not None:
             self.entry.async_create_background_task(
                 self.hass,
-                self.hass.async_add_executor_job(_save_and_prune, path, self._check_frame, self.keep),
+                self._async_save(path, self._check_frame),
                 f"miloco save key frame {self.camera_entity_id}",
             )
         return self.reference()
+
+    async def _async_save(self, path: Path, jpeg: bytes) -> None:
+        """Write the frame and prune the folder, off the event loop."""
+        await self.hass.async_add_executor_job(_save_and_prune, path, jpeg, self.keep)
 
     def reference(self) -> dict[str, str]:
         """Return the event data that points at the current key frame."""

@@ -17,28 +17,35 @@ pytest.importorskip(
     "(2025.4) has none, so Miloco offers no AI Task entity there and there is nothing to test",
 )
 
-from homeassistant import config_entries  # noqa: E402
-from homeassistant.core import HomeAssistant  # noqa: E402
-from homeassistant.data_entry_flow import FlowResultType  # noqa: E402
-from homeassistant.exceptions import HomeAssistantError  # noqa: E402
-from homeassistant.helpers import entity_registry as er  # noqa: E402
-from homeassistant.setup import async_setup_component  # noqa: E402
-from PIL import Image  # noqa: E402
-from pytest_homeassistant_custom_component.common import MockConfigEntry  # noqa: E402
+from homeassistant import config_entries
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import entity_registry as er
+from homeassistant.setup import async_setup_component
+from PIL import Image
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.miloco import ai_task as miloco_ai_task  # noqa: E402
-from custom_components.miloco.ai_task_flow import default_ai_task_subentry  # noqa: E402
-from custom_components.miloco.const import DOMAIN, SUBENTRY_AI_TASK  # noqa: E402
+from custom_components.miloco import ai_task as miloco_ai_task
+from custom_components.miloco.ai_task_flow import default_ai_task_subentry
+from custom_components.miloco.const import DOMAIN, SUBENTRY_AI_TASK
 
-from .helpers import remote_entry  # noqa: E402
-from .model_server import FakeModelServer, Reply  # noqa: E402
-from .scenes import SceneCamera, async_add_cameras, static_room  # noqa: E402
+from .helpers import remote_entry
+from .model_server import FakeModelServer, Reply
+from .scenes import SceneCamera, async_add_cameras, static_room
 
 CAMERA = "media-source://camera/camera.living_room"
 
 
 @pytest.fixture
-async def entity_id(hass: HomeAssistant, model_server: FakeModelServer) -> str:
+def media(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """Give Home Assistant a local media folder of its own (read when media_source sets up)."""
+    hass.config.media_dirs = {"local": str(tmp_path)}
+    return tmp_path
+
+
+@pytest.fixture
+async def entity_id(hass: HomeAssistant, model_server: FakeModelServer, media: Path) -> str:
     """Set up AI Task, a camera and a backend entry with its default AI Task subentry; return the entity."""
     assert await async_setup_component(hass, "homeassistant", {})
     assert await async_setup_component(hass, "media_source", {})
@@ -135,17 +142,19 @@ async def test_structure_becomes_the_requested_schema_and_is_parsed(
 
 
 async def test_a_media_png_is_sent_as_a_jpeg(
-    hass: HomeAssistant, entity_id: str, model_server: FakeModelServer, tmp_path: Path
+    hass: HomeAssistant, entity_id: str, model_server: FakeModelServer, media: Path
 ) -> None:
-    hass.config.media_dirs = {"local": str(tmp_path)}
-    await hass.async_add_executor_job(Image.new("RGB", (640, 480), (200, 30, 30)).save, tmp_path / "red.png")
+    await hass.async_add_executor_job(Image.new("RGB", (640, 480), (200, 30, 30)).save, media / "red.png")
     model_server.script(Reply(content='{"answer": "red"}'))
     response = await _generate(
         hass,
         entity_id,
         instructions="What colour is it?",
         attachments=[
-            {"media_content_id": "media-source://media_source/local/red.png", "media_content_type": "image/png"}
+            {
+                "media_content_id": "media-source://media_source/local/red.png",
+                "media_content_type": "image/png",
+            }
         ],
     )
     assert response["data"] == "red"
@@ -157,17 +166,19 @@ async def test_a_media_png_is_sent_as_a_jpeg(
 
 
 async def test_a_video_attachment_is_refused_before_the_model_is_asked(
-    hass: HomeAssistant, entity_id: str, model_server: FakeModelServer, tmp_path: Path
+    hass: HomeAssistant, entity_id: str, model_server: FakeModelServer, media: Path
 ) -> None:
-    hass.config.media_dirs = {"local": str(tmp_path)}
-    await hass.async_add_executor_job((tmp_path / "clip.mp4").write_bytes, b"\x00\x00\x00\x18ftypmp42")
+    await hass.async_add_executor_job((media / "clip.mp4").write_bytes, b"\x00\x00\x00\x18ftypmp42")
     with pytest.raises(HomeAssistantError) as raised:
         await _generate(
             hass,
             entity_id,
             instructions="What happens?",
             attachments=[
-                {"media_content_id": "media-source://media_source/local/clip.mp4", "media_content_type": "video/mp4"}
+                {
+                    "media_content_id": "media-source://media_source/local/clip.mp4",
+                    "media_content_type": "video/mp4",
+                }
             ],
         )
     assert raised.value.translation_key == "unsupported_attachment"
@@ -212,7 +223,11 @@ async def test_a_busy_backend_is_waited_for_then_refused_in_time(
     assert limiter.in_flight == 1
 
 
-async def test_a_new_backend_gets_its_ai_task_entity(hass: HomeAssistant, model_server: FakeModelServer) -> None:
+async def test_a_new_backend_gets_its_ai_task_entity(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    # Home Assistant's own core integration, always loaded outside tests, which conversation needs.
+    assert await async_setup_component(hass, "homeassistant", {})
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": config_entries.SOURCE_USER})
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {"next_step_id": "remote"})
     result = await hass.config_entries.flow.async_configure(

@@ -121,7 +121,10 @@ async def test_a_rule_trigger_shows_and_points_at_its_frame(
     assert path.parent == media / "miloco" / "living_room"
     await wait_for(path.exists)
     assert await hass.async_add_executor_job(path.read_bytes) == shown
-    assert fired["key_frame_media_content_id"] == f"media-source://media_source/local/miloco/living_room/{path.name}"
+    assert (
+        fired["key_frame_media_content_id"]
+        == f"media-source://media_source/local/miloco/living_room/{path.name}"
+    )
     assert fired["key_frame_url"] == f"/media/local/miloco/living_room/{path.name}"
     state = hass.states.get(IMAGE)
     assert state.attributes["camera_entity_id"] == "camera.living_room"
@@ -187,13 +190,15 @@ async def test_saved_frames_are_pruned_to_the_bound(
     await hass.async_add_executor_job((folder / "holiday.jpg").write_bytes, b"mine")
     model_server.default_reply = answer()
     events = capture_events(hass)
-    await watch(hass, model_server, SceneCamera("Living room", waving_hand()), save_frames=True, saved_frames_max=2)
+    await watch(
+        hass, model_server, SceneCamera("Living room", waving_hand()), save_frames=True, saved_frames_max=2
+    )
     # Five separate waves: a check that sees none between them ends each episode.
     for _ in range(5):
         model_server.script(answer(("wave",)), answer(), answer())
     await wait_for(lambda: sum(event["type"] == "gesture" for event in events) >= 5, within=30)
     paths = [Path(event["key_frame_path"]) for event in events if event["type"] == "gesture"]
-    await wait_for(lambda: paths[-1].exists())
+    await wait_for(paths[-1].exists)
     await asyncio.sleep(0.2)
     saved = await hass.async_add_executor_job(lambda: sorted(path.name for path in folder.iterdir()))
     assert saved == sorted(["holiday.jpg", paths[-2].name, paths[-1].name])

@@ -93,6 +93,7 @@ async def test_a_gesture_reads_with_the_camera_and_the_gesture_name(
 )
 async def test_every_event_type_reads_well(
     logbook: None,
+    *,
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
     data: dict[str, Any],

@@ -89,8 +89,11 @@ def test_hacs_minimum_home_assistant_is_the_supported_floor(hacs: dict[str, Any]
 def test_content_lives_where_hacs_looks(hacs: dict[str, Any], manifest: dict[str, Any]) -> None:
     # Without content_in_root HACS installs exactly one directory under custom_components/.
     assert not hacs.get("content_in_root", False)
-    assert [path.name for path in (REPO / "custom_components").iterdir() if path.is_dir()
-            and (path / "manifest.json").exists()] == [manifest["domain"]]
+    assert [
+        path.name
+        for path in (REPO / "custom_components").iterdir()
+        if path.is_dir() and (path / "manifest.json").exists()
+    ] == [manifest["domain"]]
 
 
 def test_manifest_has_what_hacs_requires(manifest: dict[str, Any]) -> None:

@@ -108,7 +108,9 @@ class KeyFrames:
         if self.current is not None and self.current.path is not None:
             relative = self.current.path.relative_to(Path(self.hass.config.media_dirs[MEDIA_SOURCE_LOCAL]))
             data[ATTR_KEY_FRAME_PATH] = str(self.current.path)
-            data[ATTR_KEY_FRAME_MEDIA_ID] = f"media-source://media_source/{MEDIA_SOURCE_LOCAL}/{relative.as_posix()}"
+            data[ATTR_KEY_FRAME_MEDIA_ID] = (
+                f"media-source://media_source/{MEDIA_SOURCE_LOCAL}/{relative.as_posix()}"
+            )
             # The companion apps fetch /media/local/... with their own credentials.
             data[ATTR_KEY_FRAME_URL] = f"/media/{MEDIA_SOURCE_LOCAL}/{relative.as_posix()}"
         return data

@@ -241,3 +241,45 @@ async def test_a_new_backend_gets_its_ai_task_entity(
     assert subentry.subentry_type == SUBENTRY_AI_TASK
     await hass.async_block_till_done()
     assert er.async_get(hass).async_get_entity_id("ai_task", DOMAIN, subentry.subentry_id) is not None
+
+
+async def test_another_ai_task_entity_can_be_added_and_changed(
+    hass: HomeAssistant, entity_id: str, model_server: FakeModelServer
+) -> None:
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_AI_TASK), context={"source": "user"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "Kitchen helper", "detail": "low"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    added = next(sub for sub in entry.subentries.values() if sub.title == "Kitchen helper")
+    assert added.data == {"detail": "low"}
+    kitchen = er.async_get(hass).async_get_entity_id("ai_task", DOMAIN, added.subentry_id)
+    assert kitchen == "ai_task.kitchen_helper"
+
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_AI_TASK),
+        context={"source": "reconfigure", "subentry_id": added.subentry_id},
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "Kitchen helper", "detail": "high"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert entry.subentries[added.subentry_id].data == {"detail": "high"}
+    # A high-detail task spends up to 1024 image tokens on one 320x180 camera frame: no upscaling past it.
+    model_server.script(Reply(content='{"answer": "ok"}'))
+    await _generate(
+        hass,
+        kitchen,
+        instructions="Look.",
+        attachments=[{"media_content_id": CAMERA, "media_content_type": "image/jpeg"}],
+    )
+    (image,) = _images(model_server.chat_requests[-1])
+    with Image.open(io.BytesIO(image)) as decoded:
+        assert decoded.size == (336, 196)

@@ -10,19 +10,23 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.template import Template
 from homeassistant.util.yaml import load_yaml_dict
 from PIL import Image, ImageChops, ImageStat
 import pytest
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.miloco.const import SUBENTRY_CAMERA
 from custom_components.miloco.keyframes import prune
 
+from .helpers import remote_entry
 from .lights import SwitchableLight, async_add_lights
 from .model_server import FakeModelServer, Reply
 from .perception_helpers import answer, capture_events, wait_for, watch
-from .scenes import SceneCamera, waving_hand
+from .scenes import SceneCamera, async_add_cameras, waving_hand
 from .test_blueprints import BLUEPRINTS
+from .test_camera_flow import camera_form
 from .test_rules import Waving, add_rule, rule_form
 
 IMAGE = "image.living_room_last_detection"
@@ -213,3 +217,33 @@ def test_prune_keeps_the_newest_and_ignores_other_files(tmp_path: Path) -> None:
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
         [*names[4:], "notes.txt", "20261130-003000-000000-Wave.JPG"]
     )
+
+
+async def test_the_camera_form_offers_bounded_saving(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    await async_add_cameras(hass, SceneCamera("Living room", waving_hand()))
+    entry = remote_entry(model_server)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    form = camera_form()
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_CAMERA), context={"source": "user"}
+    )
+    # Off by default, with a bound of 20.
+    capture = next(key for key in result["data_schema"].schema if str(key) == "capture")
+    suggested = {str(key): key.description for key in result["data_schema"].schema[capture].schema.schema}
+    assert suggested["save_frames"]["suggested_value"] is False
+    assert suggested["saved_frames_max"]["suggested_value"] == 20
+    # Unbounded (or zero) is refused, in the capture section.
+    form["capture"] |= {"save_frames": True, "saved_frames_max": 0}
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], form)
+    assert result["errors"] == {"capture": "saved_frames_out_of_range"}
+    form["capture"] |= {"saved_frames_max": 5000}
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], form)
+    assert result["errors"] == {"capture": "saved_frames_out_of_range"}
+    form["capture"] |= {"saved_frames_max": 3}
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], form)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"]["save_frames"] is True
+    assert result["data"]["saved_frames_max"] == 3

@@ -133,8 +133,8 @@ CAPTURE_SCHEMA = vol.Schema(
         vol.Required(CONF_HOLD_TIME): _box(100000, 1, "s"),
         vol.Required(CONF_PROMPT_MODE): _select([PROMPT_COMBINED, PROMPT_PER_CONDITION], CONF_PROMPT_MODE),
         # ecosystem (issue 14): saving key frames to the media folder, bounded per camera.
-        vol.Required(CONF_SAVE_FRAMES): BooleanSelector(),
-        vol.Required(CONF_SAVED_FRAMES_MAX): _box(100000, 1),
+        vol.Optional(CONF_SAVE_FRAMES): BooleanSelector(),
+        vol.Optional(CONF_SAVED_FRAMES_MAX): _box(100000, 1),
     }
 )
 

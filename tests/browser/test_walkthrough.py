@@ -228,5 +228,17 @@ async def test_walkthrough_in_the_browser(
     await ui.wait_for_texts(ENTITY["binary_sensor"]["rule_holds"]["name"], "On")
     await ui.checkpoint("rule-triggered")
 
+    # ecosystem (issue 14): the camera's Last detection image shows the frame of the check that fired the rule.
+    await ui.goto("/config/entities")
+    last_detection = ENTITY["image"]["last_detection"]["name"]
+    await page.locator('input[placeholder^="Search"]').filter(visible=True).first.fill(last_detection)
+    await page.get_by_text(f"{CAMERA} {last_detection}", exact=True).first.click()
+    picture = page.locator('img[src*="/api/image_proxy/image."]').first
+    await picture.wait_for()
+    await expect.poll(
+        lambda: picture.evaluate("image => image.complete && image.naturalWidth"), timeout=30_000
+    ).to_be_greater_than(0)
+    await ui.checkpoint("camera-last-detection")
+
     assert not ui.miloco_console_errors()
     assert not _miloco_errors_in_log(dev_ha.log_text()), _miloco_errors_in_log(dev_ha.log_text())

@@ -75,7 +75,7 @@ class MilocoAITaskEntity(ai_task.AITaskEntity):
     def __init__(self, entry: MilocoConfigEntry, subentry: ConfigSubentry) -> None:
         """Tie the entity to the backend entry and to its own service device."""
         self._entry = entry
-        self._budget = DETAIL_BUDGETS.get(subentry.data.get(CONF_DETAIL), DETAIL_BUDGETS[DEFAULT_DETAIL])
+        self._budget = DETAIL_BUDGETS.get(str(subentry.data.get(CONF_DETAIL)), DETAIL_BUDGETS[DEFAULT_DETAIL])
         self._slot_key = f"ai_task_{subentry.subentry_id}"
         self._attr_unique_id = subentry.subentry_id
         self._attr_device_info = DeviceInfo(

@@ -97,6 +97,7 @@ async def test_add_camera_creates_its_device_and_entities(
         "skipped_by_gate",
         "skipped_busy",
         "image_tokens",
+        "last_detection",  # ecosystem (issue 14): the camera's key frame image
     }
     assert all(entity.config_subentry_id == subentry.subentry_id for entity in entities)
     gesture = hass.states.get("event.living_room_gesture")

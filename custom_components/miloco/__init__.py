@@ -8,6 +8,7 @@ from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, Co
 from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
+from .ai_task_flow import AI_TASK_AVAILABLE
 from .backend import create_backend
 from .const import (
     BACKEND_EMBEDDED,
@@ -23,7 +24,16 @@ from .flow_checks import async_check_model_files
 from .runtime import MilocoConfigEntry, async_create_runtime, settings_snapshot
 from .services import async_register_services
 
-PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR, Platform.SWITCH]
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.EVENT,
+    Platform.IMAGE,  # ecosystem hook (issue 14): the Last detection image
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
+# ecosystem hook: the AI Task platform only where HA has it (2025.8+); 2025.4 has no Platform.AI_TASK.
+if AI_TASK_AVAILABLE:
+    PLATFORMS.append(Platform("ai_task"))
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 

@@ -21,6 +21,8 @@ from .settings import (
     HOLD_TIME,
     PRESENCE,
     PROMPT_MODE,
+    SAVE_FRAMES,
+    SAVED_FRAMES_MAX,
     WINDOW_FRAMES,
     InvalidSubentryData,
     Setting,
@@ -46,6 +48,9 @@ class CameraConfig:
     heartbeat_s: float
     hold_s: float
     prompt_mode: str
+    # Key frames on disk, a bounded number per camera.
+    save_frames: bool
+    saved_frames_max: int
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> CameraConfig:
@@ -80,6 +85,8 @@ class CameraConfig:
             heartbeat_s=float(value(HEARTBEAT)),
             hold_s=float(value(HOLD_TIME)),
             prompt_mode=value(PROMPT_MODE),
+            save_frames=value(SAVE_FRAMES),
+            saved_frames_max=value(SAVED_FRAMES_MAX),
         )
 
     @property

@@ -28,6 +28,7 @@ from homeassistant.helpers.selector import (
 import voluptuous as vol
 from yarl import URL
 
+from .ai_task_flow import AI_TASK_AVAILABLE, AITaskSubentryFlow, default_ai_task_subentry
 from .camera_flow import CameraSubentryFlow
 from .const import (
     BACKEND_EMBEDDED,
@@ -48,6 +49,7 @@ from .const import (
     ENV_DEFAULT_MMPROJ_PATH,
     ENV_DEFAULT_MODEL_PATH,
     LLAMA_CPP_INSTALL_HINT,
+    SUBENTRY_AI_TASK,
     SUBENTRY_CAMERA,
     SUBENTRY_RULE,
     TEST_MODEL_TITLE_SUFFIX,
@@ -167,7 +169,13 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
         """Return the subentries a backend entry holds: the cameras it watches and the rules it judges."""
-        return {SUBENTRY_CAMERA: CameraSubentryFlow, SUBENTRY_RULE: RuleSubentryFlow}
+        types: dict[str, type[ConfigSubentryFlow]] = {
+            SUBENTRY_CAMERA: CameraSubentryFlow,
+            SUBENTRY_RULE: RuleSubentryFlow,
+        }
+        if AI_TASK_AVAILABLE:  # ecosystem hook: the AI Task entity of the backend (HA 2025.8+)
+            types[SUBENTRY_AI_TASK] = AITaskSubentryFlow
+        return types
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask which kind of backend to connect."""
@@ -413,7 +421,9 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
                 title=title,
                 data=data,
             )
-        return self.async_create_entry(title=title, data=data)
+        # ecosystem hook: a new backend gets its AI Task entity by default, as core's AI integrations do.
+        extra: dict[str, Any] = {"subentries": [default_ai_task_subentry()]} if AI_TASK_AVAILABLE else {}
+        return self.async_create_entry(title=title, data=data, **extra)
 
     def _async_save(self, entry: ConfigEntry, reason: str, **changes: Any) -> ConfigFlowResult:
         """Store changed settings; a loaded entry's update listener reloads it, others are reloaded here."""

@@ -23,6 +23,7 @@ from .const import (
 from .devices import async_device_id
 from .engine.prompt import RuleSpec
 from .engine.rules import Debounce, EdgeTrigger, Transition
+from .keyframes import key_frame_reference
 from .listeners import Listeners
 
 # RuleConfig moved to rule_config.py; re-exported for the modules that import it from here.
@@ -168,6 +169,8 @@ class RuleRunner:
             "camera_entity_id": camera_entity_id,
             "reason": reason,
         }
+        # ecosystem hook (issue 14): the event says where the frame that fired the rule is.
+        event_data.update(key_frame_reference(self.entry, camera_entity_id, self.title))
         context = Context()
         self.hass.bus.async_fire(EVENT_MILOCO, event_data, context=context)
         self._notify()

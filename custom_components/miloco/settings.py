@@ -39,6 +39,8 @@ from .const import (
     CONF_PRESET,
     CONF_PROMPT_MODE,
     CONF_RULE_NAME,
+    CONF_SAVE_FRAMES,
+    CONF_SAVED_FRAMES_MAX,
     CONF_THREADS,
     CONF_TIMEOUT,
     CONF_URL,
@@ -317,6 +319,17 @@ PROMPT_MODE: Final = ChoiceSetting(
     options=(PROMPT_COMBINED, PROMPT_PER_CONDITION),
     section=SECTION_CAPTURE,
 )
+# Key frames: the frames of the checks that fired may be kept in the media folder, a bounded number per camera.
+SAVE_FRAMES: Final = FlagSetting(key=CONF_SAVE_FRAMES, default=False, section=SECTION_CAPTURE)
+SAVED_FRAMES_MAX: Final = NumberSetting(
+    key=CONF_SAVED_FRAMES_MAX,
+    default=20,
+    minimum=1,
+    maximum=500,
+    integer=True,
+    section=SECTION_CAPTURE,
+    error="saved_frames_out_of_range",
+)
 # A window longer than this holds too little of "now" to judge it.
 MAX_WINDOW_SECONDS: Final = 60.0
 
@@ -334,6 +347,8 @@ CAMERA_SETTINGS: Final[tuple[Setting, ...]] = (
     HEARTBEAT,
     HOLD_TIME,
     PROMPT_MODE,
+    SAVE_FRAMES,
+    SAVED_FRAMES_MAX,
 )
 
 # Rule subentry: Miloco fires a rule at most once per 10 s.

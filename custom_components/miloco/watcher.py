@@ -35,6 +35,7 @@ from .engine.rules import EpisodeTracker, HoldState, Transition
 from .engine.scheduling import FairLimiter
 from .engine.window import Frame, FrameWindow, prepare_capture
 from .health import BackendHealth
+from .keyframes import KeyFrames
 from .listeners import Listeners
 
 type GestureListener = Callable[[str], None]
@@ -115,6 +116,10 @@ class CameraWatcher:
         self._busy_counted = False
         self._camera_failures = 0
         self._model_failures = 0
+        # ecosystem hook (issue 14): the camera's key frames, fed with each check's newest frame.
+        self.key_frames = KeyFrames(
+            hass, entry, config.camera_entity_id, save=config.save_frames, keep=config.saved_frames_max
+        )
 
     @property
     def available(self) -> bool:
@@ -307,6 +312,8 @@ class CameraWatcher:
         self.stats.last_image_tokens = answer.image_tokens
         self.stats.last_reason = answer.observation.reason
         self._model_ok()
+        # ecosystem hook (issue 14): whatever this check fires, its newest frame is the key frame.
+        self.key_frames.set_check_frame(frames[-1].jpeg)
         self._apply(answer.observation, time.monotonic())
 
     @callback
@@ -347,7 +354,8 @@ class CameraWatcher:
     def _fire_gesture(self, gesture: str) -> None:
         """Tell the gesture entity and the bus about a new gesture episode."""
         self._gesture_listeners(gesture)
-        self._fire_bus_event("gesture", gesture=gesture)
+        # ecosystem hook (issue 14): the event says where the frame that showed the gesture is.
+        self._fire_bus_event("gesture", gesture=gesture, **self.key_frames.record(gesture))
 
     @callback
     def _publish_transition(self, key: str, transition: Transition | None) -> None:

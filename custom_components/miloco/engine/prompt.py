@@ -359,3 +359,11 @@ def build_question_request(spec: QuestionSpec, frames: Sequence[bytes]) -> Visio
         max_tokens=_THINKING_TOKENS + _QUESTION_TOKENS if spec.thinking else _QUESTION_TOKENS,
         thinking=spec.thinking,
     )
+
+
+# An AI Task (Home Assistant's generate-data building block): the user's own task about their images.
+AI_TASK_SYSTEM_PROMPT: Final = (
+    "You are the vision assistant of a smart home. You may receive images, oldest first; the last one is the "
+    "most recent. Do the user's task from what the images show, briefly and factually. Reply with one JSON "
+    "object that matches the requested format, and nothing else."
+)

@@ -1,0 +1,154 @@
+"""Key frames: the newest frame of the check that fired a gesture or a rule, in memory and (optionally) on disk.
+
+The watcher hands each check's newest frame here; when that check fires something, the frame becomes the camera's
+key frame. The "Last detection" image entity shows it, the bus event says where to fetch it, and with saving on
+it is written to the media folder, keeping at most `saved_frames_max` files per camera.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+import re
+from typing import Any, Final
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.util import dt as dt_util, slugify
+
+from .const import LOGGER
+from .listeners import Listeners
+
+# Saved frames live in the "local" media folder, one sub-folder per camera.
+MEDIA_SOURCE_LOCAL: Final = "local"
+MEDIA_FOLDER: Final = "miloco"
+# Only files with this shape are ever pruned: a user's own files in the folder are left alone.
+SAVED_NAME: Final = re.compile(r"^\d{8}-\d{6}-\d{6}-[a-z0-9_]+\.jpg$")
+
+# Event data keys that tell an automation where the frame is.
+ATTR_KEY_FRAME_ENTITY: Final = "key_frame_entity_id"
+ATTR_KEY_FRAME_PATH: Final = "key_frame_path"
+ATTR_KEY_FRAME_MEDIA_ID: Final = "key_frame_media_content_id"
+ATTR_KEY_FRAME_URL: Final = "key_frame_url"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyFrame:
+    """One frame that fired something, and what it fired."""
+
+    jpeg: bytes
+    label: str
+    taken_at: datetime
+    path: Path | None = None
+
+
+class KeyFrames:
+    """One camera's key frame: the newest frame of the last check that fired a gesture or a rule."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: ConfigEntry[Any],
+        camera_entity_id: str,
+        *,
+        save: bool,
+        keep: int,
+    ) -> None:
+        """Start with no key frame; saving writes under <media>/miloco/<camera>/ and keeps `keep` files."""
+        self.hass = hass
+        self.entry = entry
+        self.camera_entity_id = camera_entity_id
+        self.keep = max(1, keep)
+        self.folder = _folder(hass, camera_entity_id) if save else None
+        # Set by the image entity once it has an entity id.
+        self.entity_id: str | None = None
+        self.current: KeyFrame | None = None
+        self._check_frame: bytes | None = None
+        self._listeners: Listeners[()] = Listeners()
+
+    @callback
+    def async_add_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `listener` whenever the key frame changes; return the remover."""
+        return self._listeners.add(listener)
+
+    @callback
+    def set_check_frame(self, jpeg: bytes | None) -> None:
+        """Remember the newest frame of the check that just ran (the watcher calls this before dispatching)."""
+        self._check_frame = jpeg
+
+    @callback
+    def record(self, label: str) -> dict[str, str]:
+        """Make the last check's newest frame the key frame; return where it can be fetched, for the event."""
+        if self._check_frame is None:
+            return {}
+        now = dt_util.utcnow()
+        path = None
+        if self.folder is not None:
+            path = self.folder / f"{now:%Y%m%d-%H%M%S-%f}-{slugify(label) or 'detection'}.jpg"
+        self.current = KeyFrame(jpeg=self._check_frame, label=label, taken_at=now, path=path)
+        self._listeners()
+        if path is not None:
+            self.entry.async_create_background_task(
+                self.hass,
+                self._async_save(path, self._check_frame),
+                f"miloco save key frame {self.camera_entity_id}",
+            )
+        return self.reference()
+
+    async def _async_save(self, path: Path, jpeg: bytes) -> None:
+        """Write the frame and prune the folder, off the event loop."""
+        await self.hass.async_add_executor_job(_save_and_prune, path, jpeg, self.keep)
+
+    def reference(self) -> dict[str, str]:
+        """Return the event data that points at the current key frame."""
+        data: dict[str, str] = {}
+        if self.entity_id is not None:
+            data[ATTR_KEY_FRAME_ENTITY] = self.entity_id
+        if self.current is not None and self.current.path is not None:
+            relative = self.current.path.relative_to(Path(self.hass.config.media_dirs[MEDIA_SOURCE_LOCAL]))
+            data[ATTR_KEY_FRAME_PATH] = str(self.current.path)
+            data[ATTR_KEY_FRAME_MEDIA_ID] = (
+                f"media-source://media_source/{MEDIA_SOURCE_LOCAL}/{relative.as_posix()}"
+            )
+            # The companion apps fetch /media/local/... with their own credentials.
+            data[ATTR_KEY_FRAME_URL] = f"/media/{MEDIA_SOURCE_LOCAL}/{relative.as_posix()}"
+        return data
+
+
+def _folder(hass: HomeAssistant, camera_entity_id: str) -> Path | None:
+    """Return the camera's folder in the local media source, or None when there is no such source."""
+    root = hass.config.media_dirs.get(MEDIA_SOURCE_LOCAL)
+    if root is None:
+        LOGGER.warning("No local media folder: key frames of %s are not saved", camera_entity_id)
+        return None
+    return Path(root) / MEDIA_FOLDER / slugify(camera_entity_id.split(".", 1)[-1])
+
+
+def _save_and_prune(path: Path, jpeg: bytes, keep: int) -> None:
+    """Write the frame, then delete the oldest saved frames beyond `keep` (blocking: runs in the executor)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(jpeg)
+        prune(path.parent, keep)
+    except OSError as err:
+        LOGGER.warning("Cannot save a Miloco key frame in %s: %s", path.parent, err)
+
+
+def prune(folder: Path, keep: int) -> list[Path]:
+    """Delete the oldest saved frames in `folder` beyond `keep`; return what was deleted (blocking)."""
+    # Names start with the UTC time to the microsecond, so their order is their age.
+    saved = sorted(path for path in folder.iterdir() if SAVED_NAME.match(path.name) and path.is_file())
+    stale = saved[: max(0, len(saved) - keep)]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def key_frame_reference(entry: ConfigEntry[Any], camera_entity_id: str, label: str) -> dict[str, str]:
+    """Record the camera's last check frame as the key frame of a rule trigger; return the event data."""
+    watcher = entry.runtime_data.watcher_for(camera_entity_id)
+    if watcher is None:
+        return {}
+    key_frames: KeyFrames = watcher.key_frames
+    return key_frames.record(label)

@@ -78,8 +78,8 @@ def field(setting: Setting) -> Any:
 
 
 def marker(setting: Setting) -> vol.Marker:
-    """Return the schema key: checklists and settings without a default may be left empty."""
-    if isinstance(setting, LabelsSetting) or setting.default is None:
+    """Return the schema key: checklists, settings without a default and optional ones may be left out."""
+    if isinstance(setting, LabelsSetting) or setting.default is None or setting.optional:
         return vol.Optional(setting.key)
     return vol.Required(setting.key)
 

@@ -91,6 +91,8 @@ class NumberSetting:
     unit: str | None = None
     integer: bool = False
     section: str | None = None
+    # May be left out of a form: a setting newer than forms and scripts that users saved.
+    optional: bool = False
     # The translated form error shown when a value is refused; its text states the bounds by placeholders.
     error: str
 
@@ -129,6 +131,8 @@ class ChoiceSetting:
     default: str
     options: tuple[str, ...]
     section: str | None = None
+    # May be left out of a form: a setting newer than forms and scripts that users saved.
+    optional: bool = False
 
     def parse(self, value: Any) -> str:
         """Return the option; raise InvalidValue for anything else."""
@@ -165,6 +169,8 @@ class FlagSetting:
     key: str
     default: bool
     section: str | None = None
+    # May be left out of a form: a setting newer than forms and scripts that users saved.
+    optional: bool = False
 
     def parse(self, value: Any) -> bool:
         """Return the flag; raise InvalidValue for anything but a bool."""
@@ -320,7 +326,7 @@ PROMPT_MODE: Final = ChoiceSetting(
     section=SECTION_CAPTURE,
 )
 # Key frames: the frames of the checks that fired may be kept in the media folder, a bounded number per camera.
-SAVE_FRAMES: Final = FlagSetting(key=CONF_SAVE_FRAMES, default=False, section=SECTION_CAPTURE)
+SAVE_FRAMES: Final = FlagSetting(key=CONF_SAVE_FRAMES, default=False, section=SECTION_CAPTURE, optional=True)
 SAVED_FRAMES_MAX: Final = NumberSetting(
     key=CONF_SAVED_FRAMES_MAX,
     default=20,
@@ -329,6 +335,7 @@ SAVED_FRAMES_MAX: Final = NumberSetting(
     integer=True,
     section=SECTION_CAPTURE,
     error="saved_frames_out_of_range",
+    optional=True,
 )
 # A window longer than this holds too little of "now" to judge it.
 MAX_WINDOW_SECONDS: Final = 60.0

@@ -41,7 +41,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> bo
     """Connect to (or load) the entry's model and set up its platforms."""
     if entry.data[CONF_BACKEND] == BACKEND_EMBEDDED:
         await _async_check_embedded(hass, entry)
-    backend = create_backend(hass, entry.data)
+    backend = create_backend(hass, entry)
     try:
         await backend.async_start()
     except InvalidAuth as err:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
@@ -14,6 +15,7 @@ from .const import (
     CONF_API_KEY,
     CONF_BACKEND,
     CONF_CONTEXT_SIZE,
+    CONF_FALLBACKS,
     CONF_MAX_CONCURRENT,
     CONF_MMPROJ_PATH,
     CONF_MODEL,
@@ -28,6 +30,7 @@ from .const import (
     DEFAULT_TIMEOUT,
 )
 from .engine.backends.base import VisionBackend
+from .engine.backends.failover import FailoverBackend
 from .engine.backends.llama_cpp import LlamaCppBackend
 from .engine.backends.openai_compat import OpenAICompatBackend
 
@@ -44,8 +47,27 @@ def create_remote_backend(hass: HomeAssistant, data: Mapping[str, Any]) -> OpenA
     )
 
 
-def create_backend(hass: HomeAssistant, data: Mapping[str, Any]) -> VisionBackend:
-    """Return the (not yet started) backend for an entry's data."""
+def fallback_server_data(data: Mapping[str, Any], fallback: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the settings of one fallback server: its own URL, key, model and SSL check, the entry's limits."""
+    server: dict[str, Any] = {
+        CONF_URL: fallback[CONF_URL],
+        CONF_MODEL: fallback.get(CONF_MODEL, data.get(CONF_MODEL, "")),
+        CONF_API_KEY: fallback.get(CONF_API_KEY),
+        CONF_VERIFY_SSL: fallback.get(CONF_VERIFY_SSL, True),
+    }
+    # Every server gets the entry's max_concurrent, even if a fallback's data carried its own. The entry's
+    # check limiter is sized once from the backend's max_concurrency (the highest server limit): with equal
+    # limits it admits exactly what the active server takes at once, so an admitted check never waits for
+    # a slot on a smaller fallback (and never runs into its timeout there). Each server still keeps its own
+    # slots in the failover backend, so the limits are per server.
+    for key, default in ((CONF_TIMEOUT, DEFAULT_TIMEOUT), (CONF_MAX_CONCURRENT, DEFAULT_MAX_CONCURRENT)):
+        server[key] = data.get(key, default)
+    return server
+
+
+def create_backend(hass: HomeAssistant, entry: ConfigEntry[Any]) -> VisionBackend:
+    """Return the (not yet started) backend for an entry: one server, or the first with its fallbacks."""
+    data = entry.data
     if data[CONF_BACKEND] == BACKEND_EMBEDDED:
         return LlamaCppBackend(
             Path(data[CONF_MODEL_PATH]),
@@ -54,4 +76,14 @@ def create_backend(hass: HomeAssistant, data: Mapping[str, Any]) -> VisionBacken
             n_ctx=int(data.get(CONF_CONTEXT_SIZE, DEFAULT_CONTEXT_SIZE)),
             timeout_s=float(data.get(CONF_TIMEOUT, DEFAULT_EMBEDDED_TIMEOUT)),
         )
-    return create_remote_backend(hass, data)
+    fallbacks = data.get(CONF_FALLBACKS) or []
+    if not fallbacks:
+        return create_remote_backend(hass, data)
+    servers = [create_remote_backend(hass, data)] + [
+        create_remote_backend(hass, fallback_server_data(data, fallback)) for fallback in fallbacks
+    ]
+    return FailoverBackend(
+        servers,
+        # The prober belongs to the entry: Home Assistant cancels it on unload even if close is never reached.
+        start_task=lambda coro, name: entry.async_create_background_task(hass, coro, name),
+    )

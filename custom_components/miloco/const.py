@@ -20,6 +20,8 @@ CONF_MODEL: Final = "model"
 CONF_VERIFY_SSL: Final = "verify_ssl"
 CONF_TIMEOUT: Final = "timeout"
 CONF_MAX_CONCURRENT: Final = "max_concurrent"
+# Further servers tried in order when the first fails: dicts with the URL, key, model and SSL keys above.
+CONF_FALLBACKS: Final = "fallbacks"
 
 # Embedded (llama-cpp-python) backend.
 CONF_MODEL_PATH: Final = "model_path"

@@ -8,7 +8,7 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_API_KEY, CONF_URL
+from .const import CONF_API_KEY, CONF_FALLBACKS, CONF_URL
 from .engine.backends.openai_compat import redact_url
 from .runtime import MilocoConfigEntry
 
@@ -22,6 +22,14 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: MilocoC
     data = dict(entry_dict["data"])
     if CONF_URL in data:
         data[CONF_URL] = redact_url(data[CONF_URL])
+    # Each fallback server's URL can carry credentials too (its api_key is redacted below, at any depth).
+    if isinstance(data.get(CONF_FALLBACKS), list):
+        data[CONF_FALLBACKS] = [
+            {**server, CONF_URL: redact_url(server[CONF_URL])}
+            if isinstance(server, dict) and isinstance(server.get(CONF_URL), str)
+            else server
+            for server in data[CONF_FALLBACKS]
+        ]
     entry_dict["data"] = data
     # An entry that failed to set up has no runtime data, and diagnostics matter most then.
     runtime = getattr(entry, "runtime_data", None)

@@ -25,12 +25,13 @@ from custom_components.miloco.const import (
     CONF_URL,
     CONF_VERIFY_SSL,
     DOMAIN,
+    MIN_TIMEOUT,
 )
 from custom_components.miloco.engine.backends.failover import FailoverBackend
 from custom_components.miloco.engine.backends.openai_compat import OpenAICompatBackend
 
 from .helpers import remote_entry
-from .model_server import FakeModelServer, Reply
+from .model_server import FakeModelServer, Reply, hang
 from .perception_helpers import answer, camera_subentry, wait_for
 from .scenes import SceneCamera, async_add_cameras, waving_hand
 
@@ -48,7 +49,9 @@ async def second_server(socket_enabled: None) -> AsyncGenerator[FakeModelServer]
     await server.stop()
 
 
-def fallback(server: FakeModelServer, *, url: str | None = None, api_key: str | None = None) -> dict[str, Any]:
+def fallback(
+    server: FakeModelServer, *, url: str | None = None, api_key: str | None = None
+) -> dict[str, Any]:
     """Return a fallback server's settings as the flow stores them."""
     return {
         CONF_URL: url or f"{server.url}/v1",
@@ -59,7 +62,11 @@ def fallback(server: FakeModelServer, *, url: str | None = None, api_key: str | 
 
 
 async def watch_with_fallback(
-    hass: HomeAssistant, first: FakeModelServer, *fallbacks: dict[str, Any], api_key: str | None = None
+    hass: HomeAssistant,
+    first: FakeModelServer,
+    *fallbacks: dict[str, Any],
+    api_key: str | None = None,
+    timeout_s: float = TIMEOUT_S,
 ) -> MockConfigEntry:
     """Set up an entry on the first server with fallbacks, watching one camera with fast timing."""
     camera = SceneCamera("Living room", waving_hand())
@@ -69,7 +76,7 @@ async def watch_with_fallback(
         model=MODEL,
         api_key=api_key,
         subentries=[camera_subentry(camera)],
-        timeout=TIMEOUT_S,
+        timeout=timeout_s,
         fallbacks=list(fallbacks),
     )
     entry.add_to_hass(hass)
@@ -93,7 +100,11 @@ def record_unavailable(hass: HomeAssistant, entity_id: str) -> list[float]:
     @callback
     def listener(event: Event) -> None:
         new_state = event.data["new_state"]
-        if event.data["entity_id"] == entity_id and new_state is not None and new_state.state == STATE_UNAVAILABLE:
+        if (
+            event.data["entity_id"] == entity_id
+            and new_state is not None
+            and new_state.state == STATE_UNAVAILABLE
+        ):
             times.append(time.monotonic())
 
     hass.bus.async_listen(EVENT_STATE_CHANGED, listener)
@@ -136,9 +147,7 @@ async def test_first_server_dies_and_comes_back(
     assert watcher.stats.failures <= 1
     assert not unavailable
     assert hass.states.get(PERSON).state == STATE_ON
-    assert all(
-        headers.get("Authorization") == "Bearer sk-mini-pc" for headers in second_server.headers_seen
-    )
+    assert all(headers.get("Authorization") == "Bearer sk-mini-pc" for headers in second_server.headers_seen)
     assert not any("sk-mini-pc" in str(headers) for headers in model_server.headers_seen)
 
     # Back on its port, the first server is found by the background probe and takes the checks again.
@@ -157,6 +166,29 @@ async def test_first_server_dies_and_comes_back(
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
     assert not prober_tasks()
+
+
+async def test_a_hanging_server_costs_one_check_and_one_timeout(
+    hass: HomeAssistant, model_server: FakeModelServer, second_server: FakeModelServer
+) -> None:
+    second_server.default_reply = answer()
+    model_server.default_reply = answer()
+    entry = await watch_with_fallback(hass, model_server, fallback(second_server), timeout_s=MIN_TIMEOUT)
+    await wait_for(lambda: hass.states.get(PERSON).state == STATE_ON)
+    unavailable = record_unavailable(hass, PERSON)
+    watcher = next(iter(entry.runtime_data.watchers.values()))
+    # The GPU box still lists its models but never answers a check (a wedged driver).
+    model_server.default_reply = hang()
+    hung_at = time.monotonic()
+    await wait_for(lambda: bool(second_server.chat_requests), within=MIN_TIMEOUT + 5)
+    moved_after = time.monotonic() - hung_at
+    # One timeout, plus the check interval and the time to prepare the next check.
+    assert moved_after < MIN_TIMEOUT + 2, moved_after
+    await wait_for(lambda: len(second_server.chat_requests) >= 4)
+    assert watcher.stats.failures == 1
+    assert not unavailable
+    assert active_server_state(hass, entry) == f"{second_server.url}/v1"
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_all_servers_down_then_back(
@@ -219,28 +251,41 @@ async def test_without_fallbacks_the_backend_is_one_server(
     assert er.async_get(hass).async_get_entity_id("sensor", DOMAIN, f"{entry.entry_id}_active_server") is None
 
 
-async def test_every_server_gets_the_entrys_concurrency(
+async def test_checks_admitted_follow_the_active_servers_limit(
     hass: HomeAssistant, model_server: FakeModelServer, second_server: FakeModelServer
 ) -> None:
-    # Slow answers and three cameras keep every slot busy.
+    # Slow answers and three cameras keep every slot busy. The first server (a router, say) takes two
+    # requests at once, the fallback (a CPU box) one.
     model_server.default_reply = second_server.default_reply = Reply(content=answer().content, delay_s=0.4)
     cameras = [SceneCamera(f"Cam {index}", waving_hand()) for index in range(3)]
     await async_add_cameras(hass, *cameras)
+    port = model_server.port
     await model_server.stop()
     entry = remote_entry(
         model_server,
         model=MODEL,
         subentries=[camera_subentry(camera) for camera in cameras],
         max_concurrent=2,
-        fallbacks=[{**fallback(second_server), "max_concurrent": 8}],
+        fallbacks=[{**fallback(second_server), "max_concurrent": 1}],
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    await wait_for(lambda: len(second_server.chat_requests) >= 6)
-    # The limiter admits what the active server takes: two at once, never more.
-    assert entry.runtime_data.limiter.limit == 2
-    assert second_server.in_flight_max == 2
+    runtime = entry.runtime_data
+    await wait_for(lambda: len(second_server.chat_requests) >= 4)
+    # On the fallback, one check at a time is admitted: the others are skipped, none waits in its queue.
+    assert runtime.limiter.limit == 1
+    assert second_server.in_flight_max == 1
+    watchers = runtime.watchers.values()
+    assert sum(watcher.stats.failures for watcher in watchers) == 0
+    assert sum(watcher.stats.skipped_busy for watcher in watchers) > 0
+
+    # Back on the first server, two at a time again.
+    await model_server.start(port)
+    await wait_for(lambda: model_server.in_flight_max == 2, within=20)
+    assert runtime.limiter.limit == 2
+    assert second_server.in_flight_max == 1
+    assert sum(watcher.stats.failures for watcher in watchers) == 0
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

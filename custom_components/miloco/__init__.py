@@ -10,7 +10,7 @@ from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, Co
 from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
-from .backend import create_backend
+from .backend import create_backend, follow_active_server_limit
 from .const import (
     BACKEND_EMBEDDED,
     CONF_BACKEND,
@@ -59,6 +59,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> bo
         ) from err
     ir.async_delete_issue(hass, DOMAIN, _issue_id(entry))
     runtime = await async_create_runtime(hass, entry, backend)
+    entry.async_on_unload(follow_active_server_limit(backend, runtime.limiter))
     entry.runtime_data = runtime
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # Entities exist before the first frame, so no early detection is lost.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from .engine.backends.base import VisionBackend
 from .engine.backends.failover import FailoverBackend
 from .engine.backends.llama_cpp import LlamaCppBackend
 from .engine.backends.openai_compat import OpenAICompatBackend
+from .engine.scheduling import FairLimiter
 
 
 def create_remote_backend(hass: HomeAssistant, data: Mapping[str, Any]) -> OpenAICompatBackend:
@@ -48,21 +49,18 @@ def create_remote_backend(hass: HomeAssistant, data: Mapping[str, Any]) -> OpenA
 
 
 def fallback_server_data(data: Mapping[str, Any], fallback: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the settings of one fallback server: its own URL, key, model and SSL check, the entry's limits."""
-    server: dict[str, Any] = {
+    """Return the settings of one fallback server: its own URL, key, model and SSL check; the entry's timeout."""
+    return {
         CONF_URL: fallback[CONF_URL],
         CONF_MODEL: fallback.get(CONF_MODEL, data.get(CONF_MODEL, "")),
         CONF_API_KEY: fallback.get(CONF_API_KEY),
         CONF_VERIFY_SSL: fallback.get(CONF_VERIFY_SSL, True),
+        CONF_TIMEOUT: data.get(CONF_TIMEOUT, DEFAULT_TIMEOUT),
+        # A server may take fewer (a CPU box) or more (a router) requests at once than the first one.
+        CONF_MAX_CONCURRENT: fallback.get(
+            CONF_MAX_CONCURRENT, data.get(CONF_MAX_CONCURRENT, DEFAULT_MAX_CONCURRENT)
+        ),
     }
-    # Every server gets the entry's max_concurrent, even if a fallback's data carried its own. The entry's
-    # check limiter is sized once from the backend's max_concurrency (the highest server limit): with equal
-    # limits it admits exactly what the active server takes at once, so an admitted check never waits for
-    # a slot on a smaller fallback (and never runs into its timeout there). Each server still keeps its own
-    # slots in the failover backend, so the limits are per server.
-    for key, default in ((CONF_TIMEOUT, DEFAULT_TIMEOUT), (CONF_MAX_CONCURRENT, DEFAULT_MAX_CONCURRENT)):
-        server[key] = data.get(key, default)
-    return server
 
 
 def create_backend(hass: HomeAssistant, entry: ConfigEntry[Any]) -> VisionBackend:
@@ -87,3 +85,21 @@ def create_backend(hass: HomeAssistant, entry: ConfigEntry[Any]) -> VisionBacken
         # The prober belongs to the entry: Home Assistant cancels it on unload even if close is never reached.
         start_task=lambda coro, name: entry.async_create_background_task(hass, coro, name),
     )
+
+
+def follow_active_server_limit(backend: VisionBackend, limiter: FairLimiter) -> Callable[[], None]:
+    """Keep the entry's check limiter at the active server's limit; return a function that stops it.
+
+    The limiter is built from the backend's max_concurrency, the highest limit of any server. A fallback
+    that takes fewer requests at once would queue the surplus in its own slots, where a check waits up to
+    its timeout, and a wait that runs out counts as that server's fault (the server is marked down while
+    healthy). At the active server's limit the limiter skips those checks instead, as it does for one server.
+    """
+    if not isinstance(backend, FailoverBackend):
+        return lambda: None
+
+    def follow() -> None:
+        limiter.limit = backend.active_max_concurrency
+
+    follow()
+    return backend.add_listener(follow)

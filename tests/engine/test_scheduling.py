@@ -107,3 +107,21 @@ def test_cameras_asking_in_lockstep_share_the_slots(limit: int, cameras: int, du
     # waiting one asks (here, up to a tick; in the integration, until its next frame). The worst case,
     # one-tick requests in lockstep, keeps two thirds of the slots busy.
     assert sum(counts) * duration >= 0.66 * 300 * min(limit, cameras)
+
+
+def test_a_lowered_limit_lets_the_checks_in_flight_finish_and_admits_none_meanwhile() -> None:
+    limiter = FairLimiter(2)
+    assert limiter.try_acquire("a", 0.0)
+    assert limiter.try_acquire("b", 0.0)
+    # The backend moved to a server that takes one request at once.
+    limiter.limit = 1
+    limiter.release("a")
+    assert not limiter.try_acquire("c", 0.1)
+    limiter.release("b")
+    assert limiter.try_acquire("c", 0.2)
+    assert not limiter.try_acquire("a", 0.2)
+    # Back on the bigger server, two at once again.
+    limiter.limit = 2
+    assert limiter.try_acquire("a", 0.3)
+    with pytest.raises(ValueError, match="at least 1"):
+        limiter.limit = 0

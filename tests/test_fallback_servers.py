@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import asdict
 import json
 import time
 from typing import Any
@@ -111,6 +112,20 @@ def record_unavailable(hass: HomeAssistant, entity_id: str) -> list[float]:
     return times
 
 
+async def wait_or_explain(entry: MockConfigEntry, condition: Callable[[], bool], within: float) -> None:
+    """Wait for the condition; when it never holds, fail with the camera's, limiter's and servers' state."""
+    try:
+        await wait_for(condition, within=within)
+    except AssertionError as err:
+        runtime = entry.runtime_data
+        state = {
+            "cameras": {sid: asdict(watcher.stats) for sid, watcher in runtime.watchers.items()},
+            "limiter": {"limit": runtime.limiter.limit, "in_flight": runtime.limiter.in_flight},
+            "backend": runtime.backend.diagnostics(),
+        }
+        raise AssertionError(f"condition not met in time: {json.dumps(state, default=str)}") from err
+
+
 def prober_tasks() -> list[asyncio.Task[Any]]:
     """Return the failover prober tasks still running."""
     return [task for task in asyncio.all_tasks() if "failover prober" in task.get_name() and not task.done()]
@@ -154,7 +169,7 @@ async def test_first_server_dies_and_comes_back(
     served_by_first = len(model_server.chat_requests)
     await model_server.start(port)
     await wait_for(lambda: active_server_state(hass, entry) == f"{model_server.url}/v1", within=20)
-    await wait_for(lambda: len(model_server.chat_requests) > served_by_first)
+    await wait_or_explain(entry, lambda: len(model_server.chat_requests) > served_by_first, within=15)
     served_by_second = len(second_server.chat_requests)
     await wait_for(lambda: len(model_server.chat_requests) >= served_by_first + 4)
     # A request already on its way may finish on the fallback, but no new check goes there.
@@ -222,7 +237,7 @@ async def test_all_servers_down_then_back(
     # (its probes have backed off for longer, as it has been down for longer).
     await second_server.start(ports[1])
     await model_server.start(ports[0])
-    await wait_for(lambda: hass.states.get(PERSON).state == STATE_ON, within=30)
+    await wait_or_explain(entry, lambda: hass.states.get(PERSON).state == STATE_ON, within=30)
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
     assert hass.states.get("event.living_room_gesture").state != STATE_UNAVAILABLE
     await wait_for(lambda: active_server_state(hass, entry) == f"{model_server.url}/v1", within=40)

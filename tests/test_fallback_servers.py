@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from homeassistant.const import EVENT_STATE_CHANGED, STATE_ON, STATE_UNAVAILABLE
-from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.core import Event, HomeAssistant, State, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
@@ -86,12 +86,18 @@ async def watch_with_fallback(
     return entry
 
 
-def active_server_state(hass: HomeAssistant, entry: MockConfigEntry) -> str | None:
-    """Return the state of the entry's active-server sensor."""
+def active_server(hass: HomeAssistant, entry: MockConfigEntry) -> State:
+    """Return the entry's active-server sensor."""
     entity_id = er.async_get(hass).async_get_entity_id("sensor", DOMAIN, f"{entry.entry_id}_active_server")
     assert entity_id is not None
     state = hass.states.get(entity_id)
-    return None if state is None else state.state
+    assert state is not None
+    return state
+
+
+def active_server_state(hass: HomeAssistant, entry: MockConfigEntry) -> str:
+    """Return the state of the entry's active-server sensor."""
+    return active_server(hass, entry).state
 
 
 def record_unavailable(hass: HomeAssistant, entity_id: str) -> list[float]:
@@ -157,6 +163,8 @@ async def test_first_server_dies_and_comes_back(
     await wait_for(lambda: watcher.stats.checks > checks_before and bool(second_server.chat_requests))
     assert time.monotonic() - killed_at < TIMEOUT_S
     await wait_for(lambda: active_server_state(hass, entry) == f"{second_server.url}/v1")
+    assert active_server(hass, entry).attributes["position"] == 2
+    assert active_server(hass, entry).attributes["model"] == MODEL
     await wait_for(lambda: len(second_server.chat_requests) >= 3)
     # Only the check in flight at the kill failed: the camera's entities never went unavailable.
     assert watcher.stats.failures <= 1
@@ -232,6 +240,7 @@ async def test_all_servers_down_then_back(
     await wait_for(lambda: ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None)
     assert hass.states.get("event.living_room_gesture").state == STATE_UNAVAILABLE
     assert active_server_state(hass, entry) == "none"
+    assert active_server(hass, entry).attributes["position"] is None
 
     # Both come back: the entities recover and the repair issue goes, then the preferred server serves again
     # (its probes have backed off for longer, as it has been down for longer).

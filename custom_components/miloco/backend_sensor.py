@@ -61,13 +61,12 @@ class ActiveServerSensor(SensorEntity):
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
-        """Return the active server's position (1 is the first) and model, and which servers are down."""
-        servers = self._backend.servers()
-        active = next((server for server in servers if server.active), None)
+        """Return the active server's position in the list (1 is the first) and its model."""
+        # Only what changes with the active server: the state is written when that changes, nothing else.
+        active = next((server for server in self._backend.servers() if server.active), None)
         return {
             "position": None if active is None else active.index + 1,
             "model": None if active is None else active.model,
-            "servers_down": [server.index + 1 for server in servers if not server.healthy],
         }
 
     async def async_added_to_hass(self) -> None:

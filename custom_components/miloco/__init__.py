@@ -9,7 +9,7 @@ from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
 from .ai_task_flow import AI_TASK_AVAILABLE
-from .backend import create_backend
+from .backend import create_backend, follow_active_server_limit
 from .const import (
     BACKEND_EMBEDDED,
     CONF_BACKEND,
@@ -48,7 +48,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> bo
     """Connect to (or load) the entry's model and set up its platforms."""
     if entry.data[CONF_BACKEND] == BACKEND_EMBEDDED:
         await _async_check_embedded(hass, entry)
-    backend = create_backend(hass, entry.data)
+    backend = create_backend(hass, entry)
     try:
         await backend.async_start()
     except InvalidAuth as err:
@@ -66,6 +66,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> bo
         ) from err
     ir.async_delete_issue(hass, DOMAIN, _issue_id(entry))
     runtime = await async_create_runtime(hass, entry, backend)
+    entry.async_on_unload(follow_active_server_limit(backend, runtime.limiter))
     entry.runtime_data = runtime
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # Entities exist before the first frame, so no early detection is lost.

@@ -75,11 +75,13 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: MilocoC
     data = dict(entry_dict["data"])
     if CONF_URL in data:
         data[CONF_URL] = redact_url(data[CONF_URL])
-    if isinstance(fallbacks := data.get(CONF_FALLBACKS), list):
+    # Each fallback server's URL can carry credentials too (its api_key is redacted below, at any depth).
+    if isinstance(data.get(CONF_FALLBACKS), list):
         data[CONF_FALLBACKS] = [
-            {**server, CONF_URL: redact_url(server[CONF_URL])} if CONF_URL in server else server
-            for server in fallbacks
-            if isinstance(server, dict)
+            {**server, CONF_URL: redact_url(server[CONF_URL])}
+            if isinstance(server, dict) and isinstance(server.get(CONF_URL), str)
+            else server
+            for server in data[CONF_FALLBACKS]
         ]
     entry_dict["data"] = data
     # An entry that failed to set up has no runtime data, and diagnostics matter most then.

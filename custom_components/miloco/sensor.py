@@ -16,6 +16,7 @@ from homeassistant.const import EntityCategory, UnitOfTime
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .backend_sensor import backend_sensors
 from .entity import MilocoCameraEntity
 from .runtime import MilocoConfigEntry
 from .watcher import WatcherStats
@@ -84,6 +85,8 @@ async def async_setup_entry(
         async_add_entities(
             [WatcherSensor(watcher, description) for description in SENSORS], config_subentry_id=subentry_id
         )
+    # The backend's own sensors belong to the entry, not to a camera subentry.
+    async_add_entities(backend_sensors(entry, entry.runtime_data.backend))
 
 
 class WatcherSensor(MilocoCameraEntity, SensorEntity):

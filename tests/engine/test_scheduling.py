@@ -271,3 +271,21 @@ def test_a_live_camera_keeps_its_turns_while_services_hammer(
     cycle = 3 * duration if limit == 1 else 2 * duration
     assert served["camera"] >= 300 // cycle - 1
     assert served["service"] > 0
+
+
+def test_a_lowered_limit_lets_the_checks_in_flight_finish_and_admits_none_meanwhile() -> None:
+    limiter = FairLimiter(2)
+    assert limiter.try_acquire("a", 0.0)
+    assert limiter.try_acquire("b", 0.0)
+    # The backend moved to a server that takes one request at once.
+    limiter.limit = 1
+    limiter.release("a")
+    assert not limiter.try_acquire("c", 0.1)
+    limiter.release("b")
+    assert limiter.try_acquire("c", 0.2)
+    assert not limiter.try_acquire("a", 0.2)
+    # Back on the bigger server, two at once again.
+    limiter.limit = 2
+    assert limiter.try_acquire("a", 0.3)
+    with pytest.raises(ValueError, match="at least 1"):
+        limiter.limit = 0

@@ -50,6 +50,15 @@ class FairLimiter:
         """Return the number of slots."""
         return self._limit
 
+    @limit.setter
+    def limit(self, limit: int) -> None:
+        """Change the number of slots; requests in flight above a lowered limit finish, none starts meanwhile."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        self._limit = limit
+        # A raised limit may let a patient caller in at once.
+        self._notify()
+
     @property
     def in_flight(self) -> int:
         """Return how many slots are taken."""

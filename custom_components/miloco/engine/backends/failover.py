@@ -141,6 +141,12 @@ class FailoverBackend:
         return max(server.backend.max_concurrency for server in self._servers)
 
     @property
+    def active_max_concurrency(self) -> int:
+        """Return the limit of the server that serves now (the preferred one's when none does)."""
+        active = self.active_index
+        return self._servers[active if active is not None else 0].backend.max_concurrency
+
+    @property
     def stats(self) -> BackendStats:
         """Return the running counters over all servers."""
         return self._stats

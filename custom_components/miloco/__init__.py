@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
@@ -23,6 +25,7 @@ from .const import (
 from .engine.backends.errors import BackendError, InvalidAuth, ModelLoadError, RuntimeMissing
 from .engine.backends.llama_cpp import async_probe_runtime
 from .engine.gguf import GgufError, check_model_pair
+from .health import backend_issue_id
 from .runtime import MilocoConfigEntry, async_create_runtime, settings_snapshot
 from .services import async_register_services
 
@@ -58,9 +61,15 @@ async def async_setup_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> bo
             translation_placeholders={"reason": err.reason},
         ) from err
     ir.async_delete_issue(hass, DOMAIN, _issue_id(entry))
-    runtime = await async_create_runtime(hass, entry, backend)
-    entry.runtime_data = runtime
-    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    try:
+        runtime = await async_create_runtime(hass, entry, backend)
+        entry.runtime_data = runtime
+        await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    except BaseException:
+        # Whatever failed after the start (a cancelled setup included), an embedded model must not stay
+        # loaded with nothing left to free it.
+        await backend.async_close()
+        raise
     # Entities exist before the first frame, so no early detection is lost.
     for watcher in runtime.watchers.values():
         watcher.async_start()
@@ -73,10 +82,16 @@ async def async_unload_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> b
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
         runtime = entry.runtime_data
-        for watcher in runtime.watchers.values():
-            await watcher.async_stop()
+        # Each stop is bounded; together they take no longer than one, however many cameras hang.
+        await asyncio.gather(*(watcher.async_stop() for watcher in runtime.watchers.values()))
         await runtime.backend.async_close()
     return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Delete the entry's repair issues with it: they describe a backend that no longer exists."""
+    ir.async_delete_issue(hass, DOMAIN, _issue_id(entry))
+    ir.async_delete_issue(hass, DOMAIN, backend_issue_id(entry.entry_id))
 
 
 async def _async_entry_updated(hass: HomeAssistant, entry: MilocoConfigEntry) -> None:
@@ -107,7 +122,7 @@ async def _async_check_embedded(hass: HomeAssistant, entry: MilocoConfigEntry) -
         _raise_load_issue(hass, entry, err.reason, reason=str(err))
 
 
-def _issue_id(entry: MilocoConfigEntry) -> str:
+def _issue_id(entry: ConfigEntry) -> str:
     """Return the id of the entry's single 'cannot load' repair issue."""
     return f"cannot_load_{entry.entry_id}"
 

@@ -15,7 +15,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_interval
 
 from .camera_config import CameraConfig
-from .const import CONF_ENABLED, SUBENTRY_CAMERA, SUBENTRY_RULE
+from .const import CONF_ENABLED, LOGGER, SUBENTRY_CAMERA, SUBENTRY_RULE
 from .engine.backends.base import VisionBackend
 from .engine.prompt import Observation, RuleSpec
 from .engine.scheduling import FairLimiter
@@ -71,33 +71,49 @@ def settings_snapshot(entry: ConfigEntry[Any]) -> dict[str, Any]:
 async def async_create_runtime(
     hass: HomeAssistant, entry: MilocoConfigEntry, backend: VisionBackend
 ) -> MilocoRuntime:
-    """Build the watchers and rule runners of the entry's subentries, wired to each other."""
+    """Build the watchers and rule runners of the entry's subentries, wired to each other.
+
+    A subentry whose stored settings cannot be used is skipped and logged: one bad camera or rule never
+    keeps the entry (and every other camera) from loading, and deleting it stays possible.
+    """
     runtime = MilocoRuntime(
         backend=backend,
         limiter=FairLimiter(backend.max_concurrency),
-        health=BackendHealth(hass, entry.entry_id, entry.title),
+        health=BackendHealth(
+            hass, entry.entry_id, entry.title, start_reauth=lambda: entry.async_start_reauth(hass)
+        ),
         data=dict(entry.data),
         subentries=settings_snapshot(entry),
     )
     cameras = [sid for sid, sub in entry.subentries.items() if sub.subentry_type == SUBENTRY_CAMERA]
     for subentry_id, subentry in entry.subentries.items():
-        if subentry.subentry_type == SUBENTRY_CAMERA:
-            runtime.watchers[subentry_id] = CameraWatcher(
-                hass,
-                entry,
-                subentry_id,
+        try:
+            if subentry.subentry_type == SUBENTRY_CAMERA:
+                runtime.watchers[subentry_id] = CameraWatcher(
+                    hass,
+                    entry,
+                    subentry_id,
+                    subentry.title,
+                    CameraConfig.from_data(subentry.data),
+                    backend=backend,
+                    limiter=runtime.limiter,
+                    health=runtime.health,
+                    cpu_slots=runtime.cpu_slots,
+                    phase=cameras.index(subentry_id) / len(cameras),
+                )
+            elif subentry.subentry_type == SUBENTRY_RULE:
+                rule = RuleRunner(
+                    hass, entry, subentry_id, subentry.title, RuleConfig.from_data(subentry.data)
+                )
+                await rule.async_prepare()
+                runtime.rules[subentry_id] = rule
+        except (ValueError, TypeError, KeyError) as err:
+            LOGGER.error(
+                "Miloco skips %s %r: its stored settings are not valid (%s); reconfigure or delete it",
+                subentry.subentry_type,
                 subentry.title,
-                CameraConfig.from_data(subentry.data),
-                backend=backend,
-                limiter=runtime.limiter,
-                health=runtime.health,
-                cpu_slots=runtime.cpu_slots,
-                phase=cameras.index(subentry_id) / len(cameras),
+                err,
             )
-        elif subentry.subentry_type == SUBENTRY_RULE:
-            rule = RuleRunner(hass, entry, subentry_id, subentry.title, RuleConfig.from_data(subentry.data))
-            await rule.async_prepare()
-            runtime.rules[subentry_id] = rule
     _connect_rules(hass, entry, runtime)
     return runtime
 
@@ -105,22 +121,7 @@ async def async_create_runtime(
 def _connect_rules(hass: HomeAssistant, entry: MilocoConfigEntry, runtime: MilocoRuntime) -> None:
     """Make every camera ask about its enabled rules, and hand each rule its cameras' verdicts."""
     for watcher in runtime.watchers.values():
-        camera = watcher.config.camera_entity_id
-        camera_rules = [rule for rule in runtime.rules.values() if camera in rule.config.cameras]
-        if not camera_rules:
-            continue
-
-        def enabled_rules(rules: list[RuleRunner] = camera_rules) -> tuple[RuleSpec, ...]:
-            return tuple(rule.spec for rule in rules if rule.enabled)
-
-        @callback
-        def judge(observation: Observation, now: float, camera: str = camera) -> None:
-            for rule_id, holds in observation.rules.items():
-                if (rule := runtime.rules.get(rule_id)) is not None:
-                    rule.handle_verdict(camera, holds, observation.reason, now)
-
-        watcher.set_rule_provider(enabled_rules)
-        watcher.async_add_check_listener(judge)
+        _connect_watcher(runtime, watcher)
 
     @callback
     def tick(_now: datetime) -> None:
@@ -130,3 +131,40 @@ def _connect_rules(hass: HomeAssistant, entry: MilocoConfigEntry, runtime: Miloc
 
     if runtime.rules:
         entry.async_on_unload(async_track_time_interval(hass, tick, RULE_TICK))
+
+
+def _connect_watcher(runtime: MilocoRuntime, watcher: CameraWatcher) -> None:
+    """Wire one camera to the rules that look at it: their questions out, its verdicts in."""
+    camera = watcher.config.camera_entity_id
+
+    def camera_rules() -> list[RuleRunner]:
+        return [rule for rule in runtime.rules.values() if camera in rule.config.cameras]
+
+    if not camera_rules():
+        return
+
+    def enabled_rules() -> tuple[RuleSpec, ...]:
+        return tuple(rule.spec for rule in camera_rules() if rule.enabled)
+
+    @callback
+    def judge(observation: Observation, now: float, moving: bool) -> None:
+        for rule_id, holds in observation.rules.items():
+            if (rule := runtime.rules.get(rule_id)) is not None:
+                rule.handle_verdict(camera, holds, observation.reason, now, moving=moving)
+
+    @callback
+    def still(now: float) -> None:
+        for rule in camera_rules():
+            rule.handle_still(camera, now)
+
+    @callback
+    def availability(available: bool) -> None:
+        if not available:
+            now = time.monotonic()
+            for rule in camera_rules():
+                rule.handle_camera_lost(camera, now)
+
+    watcher.set_rule_provider(enabled_rules)
+    watcher.async_add_check_listener(judge)
+    watcher.async_add_still_listener(still)
+    watcher.async_add_availability_listener(availability)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-import contextlib
 from dataclasses import dataclass, replace
 from datetime import datetime
+import math
 import time
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import STATE_ON
@@ -16,11 +16,11 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.util import dt as dt_util
 
 from .camera_config import CameraConfig
-from .capture import CaptureError, create_source
+from .capture import Captured, CaptureError, create_source
 from .const import EVENT_MILOCO, FAILURES_BEFORE_UNAVAILABLE, LOGGER, PROMPT_PER_CONDITION
 from .devices import async_device_id
 from .engine.backends.base import VisionBackend
-from .engine.backends.errors import BackendError, BadReply
+from .engine.backends.errors import BackendError, BadReply, InvalidAuth
 from .engine.check import ask
 from .engine.frames import FrameDecodeError
 from .engine.gate import ChangeGate, GateDecision, Thumb, thumbnail
@@ -38,9 +38,24 @@ from .health import BackendHealth
 from .listeners import Listeners
 
 type GestureListener = Callable[[str], None]
-type CheckListener = Callable[[Observation, float], None]
+# (observation, now, moving): `moving` is False for a heartbeat check of a scene the gate saw as still.
+type CheckListener = Callable[[Observation, float, bool], None]
+# (now): the scene has been still for a whole window since the last check; events re-arm.
+type StillListener = Callable[[float], None]
+# (available): the camera's verdicts are news again (True) or no longer count (False).
+type AvailabilityListener = Callable[[bool], None]
 type RuleProvider = Callable[[], tuple[RuleSpec, ...]]
 PRESENCE_KEY = PRESENCE.key
+
+# How long async_stop() waits for the loop and the check to end: a camera that swallows cancellation is
+# abandoned after this, never waited for.
+STOP_TIMEOUT_S: Final = 1.0
+# Failed checks back off exponentially from the check interval up to this, or longer when the server asks.
+BACKOFF_MAX_S: Final = 60.0
+# A Retry-After beyond this is not believed (a misconfigured server must not silence a camera for days).
+RETRY_AFTER_MAX_S: Final = 3600.0
+# A refused key is retried this rarely while the reauth flow waits for the user.
+AUTH_RETRY_S: Final = 300.0
 
 
 @dataclass(slots=True)
@@ -106,15 +121,22 @@ class CameraWatcher:
             self._holds[PRESENCE_KEY] = HoldState(config.hold_s)
         self._listeners: Listeners[()] = Listeners()
         self._gesture_listeners: Listeners[str] = Listeners()
-        self._check_listeners: Listeners[Observation, float] = Listeners()
+        self._check_listeners: Listeners[Observation, float, bool] = Listeners()
+        self._still_listeners: Listeners[float] = Listeners()
+        self._availability_listeners: Listeners[bool] = Listeners()
         self._loop_task: asyncio.Task[None] | None = None
         self._check_task: asyncio.Task[None] | None = None
+        self._capture_task: asyncio.Task[Captured | None] | None = None
+        self._stopping = False
         self._next_check = 0.0
         self._next_skip_count = 0.0
         self._last_check_at: float | None = None
+        # When the newest frame of the last check that ran was taken, while its events await re-arming.
+        self._rearm_after: float | None = None
         self._busy_counted = False
         self._camera_failures = 0
         self._model_failures = 0
+        self._unexpected_logged = False
 
     @property
     def available(self) -> bool:
@@ -128,6 +150,11 @@ class CameraWatcher:
     def running(self) -> bool:
         """Return True while the capture loop runs."""
         return self._loop_task is not None and not self._loop_task.done()
+
+    @property
+    def next_check_in(self) -> float:
+        """Return how many seconds remain before a check may run (0 when one is due now)."""
+        return max(0.0, self._next_check - time.monotonic())
 
     @property
     def buffered_frames(self) -> tuple[int, int]:
@@ -150,8 +177,18 @@ class CameraWatcher:
 
     @callback
     def async_add_check_listener(self, listener: CheckListener) -> CALLBACK_TYPE:
-        """Call `listener(observation, now)` after every check that ran (rules judge their verdicts there)."""
+        """Call `listener(observation, now, moving)` after every check that ran (rules judge there)."""
         return self._check_listeners.add(listener)
+
+    @callback
+    def async_add_still_listener(self, listener: StillListener) -> CALLBACK_TYPE:
+        """Call `listener(now)` when the scene has been still for a whole window after a check."""
+        return self._still_listeners.add(listener)
+
+    @callback
+    def async_add_availability_listener(self, listener: AvailabilityListener) -> CALLBACK_TYPE:
+        """Call `listener(available)` when the camera's answers stop or start counting; return the remover."""
+        return self._availability_listeners.add(listener)
 
     @callback
     def set_rule_provider(self, provider: RuleProvider) -> None:
@@ -174,15 +211,22 @@ class CameraWatcher:
         )
 
     async def async_stop(self) -> None:
-        """Stop capturing and abandon any check in flight."""
-        for task in (self._loop_task, self._check_task):
-            if task is not None and not task.done():
-                task.cancel()
-        for task in (self._loop_task, self._check_task):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        """Stop capturing and abandon any check in flight, within STOP_TIMEOUT_S whatever the camera does."""
+        self._stopping = True
+        tasks = [
+            task
+            for task in (self._loop_task, self._check_task, self._capture_task)
+            if task is not None and not task.done()
+        ]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Never an unbounded await: a camera may swallow the cancellation and answer seconds later.
+            _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+            if pending:
+                LOGGER.debug("Left %d task(s) of %s to end on their own", len(pending), self.title)
         self._limiter.forget(self.subentry_id)
+        self._availability_listeners(False)
 
     async def _async_run(self) -> None:
         """Start the frame source, run the capture loop, and release the source however the loop ends."""
@@ -199,11 +243,15 @@ class CameraWatcher:
         next_frame = time.monotonic() + self._phase * period
         self._next_check = time.monotonic() + self._phase * self.config.check_interval_s
         await asyncio.sleep(self._phase * period)
-        while True:
+        while not self._stopping:
             await self._async_capture()
             now = time.monotonic()
-            self._maybe_start_check(now)
-            self._tick(now)
+            try:
+                self._maybe_rearm()
+                self._maybe_start_check(now)
+                self._tick(now)
+            except Exception:
+                self._log_unexpected("handling a frame")
             next_frame += period
             delay = next_frame - time.monotonic()
             if delay < 0:
@@ -211,13 +259,33 @@ class CameraWatcher:
                 next_frame, delay = time.monotonic(), 0.0
             await asyncio.sleep(delay)
 
+    async def _async_take(self) -> Captured | None:
+        """Return the source's next frame, from a task of its own that a stop abandons instead of awaiting.
+
+        Home Assistant's camera code turns a cancellation into HomeAssistantError, so cancelling a capture
+        awaited directly would not end this loop; waiting on the task lets the cancellation land here.
+        """
+        task = self.hass.async_create_background_task(
+            self._source.async_next(), f"miloco capture {self.config.camera_entity_id}"
+        )
+        # Retrieve the outcome of an abandoned capture, so that none is reported as never retrieved.
+        task.add_done_callback(_consume_outcome)
+        self._capture_task = task
+        try:
+            await asyncio.wait((task,))
+        finally:
+            self._capture_task = None
+            if not task.done():
+                task.cancel()
+        return task.result()
+
     async def _async_capture(self) -> None:
         """Take the source's next frame into the window and let the gate look at it."""
         # A gate decision belongs to its frame: with no new frame (a failure, or a stream between two
         # frames) no check starts on frames that were already judged.
         self._decision = None
         try:
-            captured = await self._source.async_next()
+            captured = await self._async_take()
             if captured is None:
                 # A stream with no new frame since the last one: nothing to add, and nothing failed.
                 return
@@ -225,7 +293,13 @@ class CameraWatcher:
             async with self._cpu_slots:
                 thumb: Thumb = await self.hass.async_add_executor_job(thumbnail, jpeg)
         except (CaptureError, FrameDecodeError, OSError) as err:
-            self._camera_failed(err)
+            self._camera_failed(str(err))
+            return
+        except Exception as err:
+            if self._stopping:
+                return
+            self._log_unexpected("capturing a frame")
+            self._camera_failed(type(err).__name__)
             return
         now = time.monotonic()
         self._window.add(Frame(taken_at, jpeg, thumb))
@@ -235,10 +309,32 @@ class CameraWatcher:
         self._camera_ok()
 
     @callback
+    def _maybe_rearm(self) -> None:
+        """End gesture episodes and re-arm event rules once the scene has been still for a whole window.
+
+        A "yes" from a window that still held the end of a wave must not outlive it: a still window holds no
+        wave, so no model call is needed to know that the next wave is a new one. States are untouched.
+        """
+        newest = self._window.newest
+        if (
+            self._rearm_after is None
+            or self._check_task is not None
+            or self._decision is None
+            or self._decision.changed
+            or newest is None
+            or newest.timestamp - self._rearm_after < self.config.window_s
+        ):
+            return
+        self._rearm_after = None
+        for tracker in self._episodes.values():
+            tracker.end()
+        self._still_listeners(newest.timestamp)
+
+    @callback
     def _maybe_start_check(self, now: float) -> None:
         """Run a check when one is due, the scene changed (or the heartbeat is due) and a slot is free."""
         newest = self._window.newest
-        if now < self._next_check or self._decision is None or newest is None:
+        if self._stopping or now < self._next_check or self._decision is None or newest is None:
             return
         if self._check_task is not None:
             self._count_busy()
@@ -268,7 +364,9 @@ class CameraWatcher:
         self._last_check_at = now
         frames = self.recent_frames()
         self._check_task = self.entry.async_create_background_task(
-            self.hass, self._async_check(spec, frames), f"miloco check {self.config.camera_entity_id}"
+            self.hass,
+            self._async_check(spec, frames, moving=self._decision.changed),
+            f"miloco check {self.config.camera_entity_id}",
         )
 
     def _count_busy(self) -> None:
@@ -278,8 +376,8 @@ class CameraWatcher:
             self.stats.skipped_busy += 1
             self._notify()
 
-    async def _async_check(self, spec: CheckSpec, frames: list[Frame]) -> None:
-        """Ask the model about the frames and apply its answer."""
+    async def _async_check(self, spec: CheckSpec, frames: list[Frame], *, moving: bool) -> None:
+        """Ask the model about the frames and apply its answer; every failure is counted, none escapes."""
         try:
             answer = await ask(
                 self._backend,
@@ -289,12 +387,21 @@ class CameraWatcher:
                 per_condition=self.config.prompt_mode == PROMPT_PER_CONDITION,
                 cpu_slots=self._cpu_slots,
             )
-        except (BackendError, ReplyParseError, FrameDecodeError) as err:
-            self._model_failed(err if isinstance(err, BackendError) else BadReply(str(err)))
+        except BackendError as err:
+            self._model_failed(err)
+            return
+        except (ReplyParseError, FrameDecodeError) as err:
+            self._model_failed(BadReply(str(err)))
+            return
+        except Exception as err:
+            self._log_unexpected("checking the frames")
+            self._model_failed(BadReply(type(err).__name__))
             return
         finally:
             self._limiter.release(self.subentry_id)
             self._check_task = None
+        if self._stopping:
+            return
         if frames[-1].thumb is not None:
             self._gate.mark_checked(frames[-1].thumb)
         self.stats.checks += 1
@@ -303,13 +410,17 @@ class CameraWatcher:
         self.stats.last_image_tokens = answer.image_tokens
         self.stats.last_reason = answer.observation.reason
         self._model_ok()
-        self._apply(answer.observation, time.monotonic())
+        self._rearm_after = frames[-1].timestamp
+        self._apply(answer.observation, time.monotonic(), moving=moving)
 
     @callback
-    def _apply(self, observation: Observation, now: float) -> None:
-        """Feed a check's answer to the state machines and publish what changed."""
+    def _apply(self, observation: Observation, now: float, *, moving: bool) -> None:
+        """Feed a check's answer to the state machines and publish what changed.
+
+        A check of a still scene (a heartbeat) re-validates states but starts no gesture: events need motion.
+        """
         for key, tracker in self._episodes.items():
-            if tracker.update(key in observation.gestures, now):
+            if tracker.update(moving and key in observation.gestures, now):
                 self._fire_gesture(key)
         for key, hold in self._holds.items():
             if key == PRESENCE_KEY:
@@ -319,7 +430,7 @@ class CameraWatcher:
             else:
                 transition = hold.update(key in observation.activities, now)
             self._publish_transition(key, transition)
-        self._check_listeners(observation, now)
+        self._check_listeners(observation, now, moving)
         self._notify()
 
     @callback
@@ -369,11 +480,30 @@ class CameraWatcher:
         )
 
     @callback
-    def _camera_failed(self, err: Exception) -> None:
+    def _log_unexpected(self, doing: str) -> None:
+        """Log an unexpected error with its traceback, once per watcher (a persistent fault must not spam)."""
+        if self._unexpected_logged:
+            LOGGER.debug(
+                "Unexpected error while %s on %s", doing, self.config.camera_entity_id, exc_info=True
+            )
+            return
+        self._unexpected_logged = True
+        LOGGER.warning(
+            "Unexpected error while %s on %s; counted as a failure",
+            doing,
+            self.config.camera_entity_id,
+            exc_info=True,
+        )
+
+    @callback
+    def _camera_failed(self, reason: str) -> None:
         """Count a failed capture; the camera's entities go unavailable after a few in a row."""
+        if self._stopping:
+            return
         self._camera_failures += 1
         if self._camera_failures == FAILURES_BEFORE_UNAVAILABLE:
-            LOGGER.warning("Camera %s gives no images: %s", self.config.camera_entity_id, err)
+            LOGGER.warning("Camera %s gives no images: %s", self.config.camera_entity_id, reason)
+            self._availability_listeners(False)
             self._notify()
 
     @callback
@@ -387,17 +517,38 @@ class CameraWatcher:
 
     @callback
     def _model_failed(self, err: BackendError) -> None:
-        """Count a failed check; the entities go unavailable after a few in a row."""
+        """Count a failed check, back off before the next one; the entities go unavailable after a few."""
+        if self._stopping:
+            # The backend closes under a check abandoned by async_stop(): not the model's fault.
+            return
+        was_available = self.available
         self.stats.failures += 1
         self._model_failures += 1
+        if isinstance(err, InvalidAuth):
+            # The key will not start working by itself: ask the user now, and stop hammering the server.
+            self._model_failures = max(self._model_failures, FAILURES_BEFORE_UNAVAILABLE)
         self._health.record_failure(err)
-        if self._model_failures == FAILURES_BEFORE_UNAVAILABLE:
+        self._next_check = max(self._next_check, time.monotonic() + self._backoff_s(err))
+        if self._model_failures == FAILURES_BEFORE_UNAVAILABLE or (was_available and not self.available):
             LOGGER.warning(
                 "Miloco cannot analyse %s: the model backend fails (%s)",
                 self.config.camera_entity_id,
                 err.reason,
             )
+        if was_available and not self.available:
+            self._availability_listeners(False)
         self._notify()
+
+    def _backoff_s(self, err: BackendError) -> float:
+        """Return the wait before the next check: exponential back-off, or longer when the server asks."""
+        if isinstance(err, InvalidAuth):
+            return AUTH_RETRY_S
+        doublings = min(self._model_failures - 1, 16)
+        backoff = min(BACKOFF_MAX_S, self.config.check_interval_s * 2.0**doublings)
+        retry_after = getattr(err, "retry_after", None)
+        if isinstance(retry_after, int | float) and math.isfinite(retry_after) and retry_after > 0:
+            return max(backoff, min(float(retry_after), RETRY_AFTER_MAX_S))
+        return backoff
 
     @callback
     def _model_ok(self) -> None:
@@ -411,3 +562,9 @@ class CameraWatcher:
     def _notify(self) -> None:
         """Tell the entities to write their state."""
         self._listeners()
+
+
+def _consume_outcome(task: asyncio.Task[Any]) -> None:
+    """Retrieve a finished task's exception, so that asyncio never reports it as unretrieved."""
+    if not task.cancelled():
+        task.exception()

@@ -26,7 +26,7 @@ from .engine.backends.errors import BackendError, InvalidAuth, ModelLoadError, R
 from .engine.backends.llama_cpp import async_probe_runtime
 from .engine.gguf import GgufError, check_model_pair
 from .health import backend_issue_id
-from .runtime import MilocoConfigEntry, async_create_runtime, settings_snapshot
+from .runtime import MilocoConfigEntry, async_apply_subentry_changes, async_create_runtime
 from .services import async_register_services
 
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR, Platform.SWITCH]
@@ -95,10 +95,11 @@ async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
 
 
 async def _async_entry_updated(hass: HomeAssistant, entry: MilocoConfigEntry) -> None:
-    """Reload when the backend settings or the cameras changed (a rename alone needs nothing)."""
-    runtime = entry.runtime_data
-    if dict(entry.data) != runtime.data or settings_snapshot(entry) != runtime.subentries:
+    """Reload for new backend settings; apply camera and rule changes live, touching only what they concern."""
+    if dict(entry.data) != entry.runtime_data.data:
         hass.config_entries.async_schedule_reload(entry.entry_id)
+        return
+    await async_apply_subentry_changes(hass, entry)
 
 
 async def _async_check_embedded(hass: HomeAssistant, entry: MilocoConfigEntry) -> None:

@@ -103,7 +103,7 @@ async def test_server_errors_back_off_exponentially(
         if watcher.stats.failures > len(waits):
             waits.append(watcher.next_check_in)
 
-    watcher.async_add_listener(note_wait)
+    watcher.events.add_listener(note_wait)
     model_server.default_reply = error(500, "CUDA out of memory")
     await wait_for(lambda: len(waits) >= 3, within=30)
     # 0.5 s, 1 s, 2 s, ...: each failure waits about twice as long as the one before.

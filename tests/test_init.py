@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
@@ -13,14 +14,25 @@ from homeassistant.helpers.event import async_track_state_change_event
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.miloco.const import SUBENTRY_CAMERA, SUBENTRY_RULE
+from custom_components.miloco.const import (
+    BACKEND_EMBEDDED,
+    CONF_BACKEND,
+    CONF_CONTEXT_SIZE,
+    CONF_MMPROJ_PATH,
+    CONF_MODEL_PATH,
+    CONF_TIMEOUT,
+    DOMAIN,
+    SUBENTRY_CAMERA,
+    SUBENTRY_RULE,
+)
 from custom_components.miloco.engine.backends.errors import BackendClosed
+from custom_components.miloco.engine.backends.llama_cpp import LlamaCppBackend
 from custom_components.miloco.engine.probe import probe_request
 
 from .helpers import find_device, remote_entry
 from .model_server import FakeModelServer
 from .perception_helpers import answer, wait_for, watch
-from .scenes import SceneCamera, async_add_cameras, waving_hand
+from .scenes import SceneCamera, async_add_cameras, static_room, waving_hand
 
 
 async def test_setup_and_unload(hass: HomeAssistant, model_server: FakeModelServer) -> None:
@@ -281,3 +293,58 @@ async def test_a_backend_change_still_reloads(
     hass.config_entries.async_update_entry(entry, data={**entry.data, "timeout": 20})
     await hass.async_block_till_done()
     await wait_for(lambda: entry.state is ConfigEntryState.LOADED and entry.runtime_data is not runtime)
+
+
+async def test_the_embedded_model_is_loaded_once_across_edits(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fixtures = Path(__file__).parent / "fixtures" / "models"
+    hass.config.allowlist_external_dirs = {str(fixtures)}
+    loads: list[str] = []
+    real_load = LlamaCppBackend._load
+
+    def counting_load(backend: LlamaCppBackend) -> None:
+        loads.append("load")
+        real_load(backend)
+
+    monkeypatch.setattr(LlamaCppBackend, "_load", counting_load)
+    await async_add_cameras(
+        hass, SceneCamera("Living room", static_room()), SceneCamera("Hall", static_room())
+    )
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="tiny",
+        unique_id=str(fixtures / "tiny-qwen25vl.gguf"),
+        data={
+            CONF_BACKEND: BACKEND_EMBEDDED,
+            CONF_MODEL_PATH: str(fixtures / "tiny-qwen25vl.gguf"),
+            CONF_MMPROJ_PATH: str(fixtures / "tiny-qwen25vl-mmproj.gguf"),
+            CONF_CONTEXT_SIZE: 4096,
+            CONF_TIMEOUT: 60,
+        },
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert loads == ["load"]
+    backend = entry.runtime_data.backend
+    camera = {
+        "camera_entity_id": "camera.living_room",
+        "gestures": ["wave"],
+        "activities": [],
+        "presence": True,
+        "capture": FORM_CAPTURE,
+    }
+    # Five edits: a camera added, a rule added, the rule edited, the camera edited, the rule removed.
+    await _flow(hass, entry, SUBENTRY_CAMERA, camera)
+    camera_id = next(sid for sid, sub in entry.subentries.items() if sub.subentry_type == SUBENTRY_CAMERA)
+    await _flow(hass, entry, SUBENTRY_RULE, _rule_form(["camera.living_room"]))
+    rule_id = next(sid for sid, sub in entry.subentries.items() if sub.subentry_type == SUBENTRY_RULE)
+    await _flow(hass, entry, SUBENTRY_RULE, _rule_form(["camera.hall"]), subentry_id=rule_id)
+    await _flow(hass, entry, SUBENTRY_CAMERA, {**camera, "gestures": []}, subentry_id=camera_id)
+    assert hass.config_entries.async_remove_subentry(entry, rule_id)
+    await hass.async_block_till_done()
+    assert loads == ["load"]
+    assert entry.runtime_data.backend is backend
+    assert hass.states.get("binary_sensor.living_room_person") is not None
+    assert await hass.config_entries.async_unload(entry.entry_id)

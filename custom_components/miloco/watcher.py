@@ -132,6 +132,12 @@ class CameraWatcher:
         return self._loop_task is not None and not self._loop_task.done()
 
     @property
+    def checking(self) -> bool:
+        """Return True while a check is in flight."""
+        # A task started eagerly can finish before it is even stored: a done task is no check in flight.
+        return self._check_task is not None and not self._check_task.done()
+
+    @property
     def next_check_in(self) -> float:
         """Return how many seconds remain before a check may run (0 when one is due now)."""
         return max(0.0, self._next_check - time.monotonic())
@@ -260,7 +266,7 @@ class CameraWatcher:
         """Re-arm events in a still scene, start a check when one is due and worth it, let holds run out."""
         newest = self._window.newest
         still = self._decision is not None and not self._decision.changed
-        if still and newest is not None and self._check_task is None:
+        if still and newest is not None and not self.checking:
             self.events.publish(self.state.still(newest.timestamp), reason=None, now=now)
         self._maybe_start_check(now)
         self.events.publish(self.state.tick(now), reason=None, now=now)
@@ -270,7 +276,7 @@ class CameraWatcher:
         """Run a check when one is due, the scene changed (or the heartbeat is due) and a slot is free."""
         if self._stopping or now < self._next_check or self._decision is None:
             return
-        if self._check_task is not None:
+        if self.checking:
             self._count_busy()
             return
         heartbeat_due = self.config.heartbeat_s > 0 and (

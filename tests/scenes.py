@@ -57,6 +57,22 @@ def waving_hand() -> Callable[[], bytes]:
     return frame
 
 
+class Freezable:
+    """A scene that can be frozen: while `frozen`, the camera serves its last frame again (a still room)."""
+
+    def __init__(self, scene: Callable[[], bytes]) -> None:
+        """Play `scene` until frozen."""
+        self._scene = scene
+        self._last: bytes | None = None
+        self.frozen = False
+
+    def __call__(self) -> bytes:
+        """Return the next frame, or the last one again while frozen."""
+        if not self.frozen or self._last is None:
+            self._last = self._scene()
+        return self._last
+
+
 class SceneCamera(Camera):
     """A camera entity whose frames come from a scene; a test can make it fail."""
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
@@ -21,7 +24,8 @@ from .const import (
 )
 from .engine.backends.errors import BackendError, InvalidAuth, ModelLoadError
 from .flow_checks import async_check_model_files
-from .runtime import MilocoConfigEntry, async_create_runtime, settings_snapshot
+from .health import backend_issue_id
+from .runtime import MilocoConfigEntry, async_apply_subentry_changes, async_create_runtime
 from .services import async_register_services
 
 PLATFORMS: list[Platform] = [
@@ -65,10 +69,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> bo
             translation_placeholders={"reason": err.reason},
         ) from err
     ir.async_delete_issue(hass, DOMAIN, _issue_id(entry))
-    runtime = await async_create_runtime(hass, entry, backend)
-    entry.async_on_unload(follow_active_server_limit(backend, runtime.limiter))
-    entry.runtime_data = runtime
-    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    try:
+        runtime = await async_create_runtime(hass, entry, backend)
+        entry.async_on_unload(follow_active_server_limit(backend, runtime.limiter))
+        entry.runtime_data = runtime
+        await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    except BaseException:
+        # Whatever failed after the start (a cancelled setup included), an embedded model must not stay
+        # loaded with nothing left to free it.
+        await backend.async_close()
+        raise
     # Entities exist before the first frame, so no early detection is lost.
     for watcher in runtime.watchers.values():
         watcher.async_start()
@@ -81,17 +91,24 @@ async def async_unload_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> b
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
         runtime = entry.runtime_data
-        for watcher in runtime.watchers.values():
-            await watcher.async_stop()
+        # Each stop is bounded; together they take no longer than one, however many cameras hang.
+        await asyncio.gather(*(watcher.async_stop() for watcher in runtime.watchers.values()))
         await runtime.backend.async_close()
     return unloaded
 
 
+async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Delete the entry's repair issues with it: they describe a backend that no longer exists."""
+    ir.async_delete_issue(hass, DOMAIN, _issue_id(entry))
+    ir.async_delete_issue(hass, DOMAIN, backend_issue_id(entry.entry_id))
+
+
 async def _async_entry_updated(hass: HomeAssistant, entry: MilocoConfigEntry) -> None:
-    """Reload when the backend settings or the cameras changed (a rename alone needs nothing)."""
-    runtime = entry.runtime_data
-    if dict(entry.data) != runtime.data or settings_snapshot(entry) != runtime.subentries:
+    """Reload for new backend settings; apply camera and rule changes live, touching only what they concern."""
+    if dict(entry.data) != entry.runtime_data.data:
         hass.config_entries.async_schedule_reload(entry.entry_id)
+        return
+    await async_apply_subentry_changes(hass, entry)
 
 
 async def _async_check_embedded(hass: HomeAssistant, entry: MilocoConfigEntry) -> None:
@@ -107,7 +124,7 @@ async def _async_check_embedded(hass: HomeAssistant, entry: MilocoConfigEntry) -
         _raise_load_issue(hass, entry, "load_failed", reason=reason)
 
 
-def _issue_id(entry: MilocoConfigEntry) -> str:
+def _issue_id(entry: ConfigEntry) -> str:
     """Return the id of the entry's single 'cannot load' repair issue."""
     return f"cannot_load_{entry.entry_id}"
 

@@ -21,6 +21,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import llm
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 import voluptuous as vol
 
@@ -31,7 +32,7 @@ from .engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS, FrameDecodeError, Pre
 from .engine.parse import ReplyParseError, check_reply_schema, parse_reply
 from .engine.prompt import AI_TASK_SYSTEM_PROMPT, LEAD_IN
 from .engine.scheduling import FairLimiter
-from .runtime import MilocoConfigEntry
+from .runtime import MilocoConfigEntry, MilocoRuntime
 from .settings import WINDOW_FRAMES
 
 PARALLEL_UPDATES = 0
@@ -52,10 +53,15 @@ ANSWER_SCHEMA: Final[Mapping[str, Any]] = {
 async def async_setup_entry(
     hass: HomeAssistant, entry: MilocoConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """Add one AI Task entity for each AI Task subentry of the backend."""
-    for subentry_id, subentry in entry.subentries.items():
-        if subentry.subentry_type == SUBENTRY_AI_TASK:
-            async_add_entities([MilocoAITaskEntity(entry, subentry)], config_subentry_id=subentry_id)
+    """Add one AI Task entity for each AI Task subentry of the backend, now and later."""
+
+    def entities_of(runtime: MilocoRuntime, subentry_id: str) -> list[Entity]:
+        subentry = entry.subentries.get(subentry_id)
+        if subentry is None or subentry.subentry_type != SUBENTRY_AI_TASK:
+            return []
+        return [MilocoAITaskEntity(entry, subentry)]
+
+    entry.runtime_data.async_register_platform("ai_task", async_add_entities, entities_of)
 
 
 class MilocoAITaskEntity(ai_task.AITaskEntity):

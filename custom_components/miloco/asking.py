@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 import time
@@ -20,6 +21,7 @@ from .const import (
     PROMPT_PER_CONDITION,
     SNAPSHOT_TIMEOUT,
 )
+from .engine.backends.base import VisionBackend
 from .engine.check import Answer, ask
 from .engine.prompt import CheckSpec, QuestionSpec
 from .engine.window import Frame
@@ -97,7 +99,6 @@ async def async_ask(
     config = camera_settings(runtime, camera_entity_id)
     if frames is None:
         frames = await _async_latest_frames(hass, runtime, config)
-    spec = replace(spec, fps=config.fps)
     watcher = runtime.watcher_for(camera_entity_id)
     key = SERVICE_KEY
     if wait is False:
@@ -113,16 +114,31 @@ async def async_ask(
                 translation_placeholders={"seconds": f"{timeout_s:g}"},
             )
     try:
-        return await ask(
-            runtime.backend,
-            spec,
-            frames,
-            budget=config.token_budget,
-            per_condition=config.prompt_mode == PROMPT_PER_CONDITION,
-            cpu_slots=runtime.cpu_slots,
-        )
+        return await async_ask_holding_slot(runtime.backend, runtime.cpu_slots, config, spec, frames)
     finally:
         runtime.limiter.release(key)
+
+
+async def async_ask_holding_slot(
+    backend: VisionBackend,
+    cpu_slots: asyncio.Semaphore,
+    config: CameraConfig,
+    spec: CheckSpec | QuestionSpec,
+    frames: Sequence[Frame] | Sequence[bytes],
+) -> Answer:
+    """Ask about a camera's frames with its settings, for a caller that already holds a limiter slot.
+
+    The watcher takes its slot itself when it decides to start a check (skipping when busy), and then asks
+    here, as `async_ask` does once a service's or a dry run's slot came: one path from frames to answer.
+    """
+    return await ask(
+        backend,
+        replace(spec, fps=config.fps),
+        frames,
+        budget=config.token_budget,
+        per_condition=config.prompt_mode == PROMPT_PER_CONDITION,
+        cpu_slots=cpu_slots,
+    )
 
 
 async def _async_latest_frames(

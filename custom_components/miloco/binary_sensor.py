@@ -7,11 +7,13 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .entity import MilocoCameraEntity, MilocoRuleEntity
-from .runtime import MilocoConfigEntry
+from .runtime import MilocoConfigEntry, MilocoRuntime
 from .watcher import PRESENCE_KEY
 
 PARALLEL_UPDATES = 0
@@ -25,20 +27,23 @@ PRESENCE_DESCRIPTION = BinarySensorEntityDescription(
 async def async_setup_entry(
     hass: HomeAssistant, entry: MilocoConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """Add the activity and presence sensors of every camera."""
-    for subentry_id, watcher in entry.runtime_data.watchers.items():
+    """Add the activity and presence sensors of every camera and the sensor of every rule, now and later."""
+    entry.runtime_data.async_register_platform(Platform.BINARY_SENSOR, async_add_entities, _entities_of)
+
+
+def _entities_of(runtime: MilocoRuntime, subentry_id: str) -> list[Entity]:
+    """Return the binary sensors of one camera or rule subentry."""
+    if (watcher := runtime.watchers.get(subentry_id)) is not None:
         descriptions = [
             BinarySensorEntityDescription(key=activity, translation_key=activity)
             for activity in watcher.config.activities
         ]
         if watcher.config.presence:
             descriptions.append(PRESENCE_DESCRIPTION)
-        async_add_entities(
-            [StateBinarySensor(watcher, description) for description in descriptions],
-            config_subentry_id=subentry_id,
-        )
-    for subentry_id, rule in entry.runtime_data.rules.items():
-        async_add_entities([RuleBinarySensor(rule, RULE_DESCRIPTION)], config_subentry_id=subentry_id)
+        return [StateBinarySensor(watcher, description) for description in descriptions]
+    if (rule := runtime.rules.get(subentry_id)) is not None:
+        return [RuleBinarySensor(rule, RULE_DESCRIPTION)]
+    return []
 
 
 class StateBinarySensor(MilocoCameraEntity, BinarySensorEntity):
@@ -47,7 +52,7 @@ class StateBinarySensor(MilocoCameraEntity, BinarySensorEntity):
     @property
     def is_on(self) -> bool:
         """Return whether the state is going on."""
-        return self._watcher.is_on(self.entity_description.key)
+        return self._watcher.state.is_on(self.entity_description.key)
 
 
 class RuleBinarySensor(MilocoRuleEntity, BinarySensorEntity):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from homeassistant.components.event import EventEntity, EventEntityDescription
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .entity import MilocoCameraEntity, MilocoRuleEntity
 from .rule_runner import RuleRunner
-from .runtime import MilocoConfigEntry
+from .runtime import MilocoConfigEntry, MilocoRuntime
 from .watcher import CameraWatcher
 
 PARALLEL_UPDATES = 0
@@ -17,12 +19,17 @@ PARALLEL_UPDATES = 0
 async def async_setup_entry(
     hass: HomeAssistant, entry: MilocoConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """Add a Gesture entity for every camera that looks for gestures."""
-    for subentry_id, watcher in entry.runtime_data.watchers.items():
-        if watcher.config.gestures:
-            async_add_entities([GestureEventEntity(watcher)], config_subentry_id=subentry_id)
-    for subentry_id, rule in entry.runtime_data.rules.items():
-        async_add_entities([RuleTriggeredEventEntity(rule)], config_subentry_id=subentry_id)
+    """Add a Gesture entity per camera that looks for gestures and a Triggered entity per rule, now and later."""
+    entry.runtime_data.async_register_platform(Platform.EVENT, async_add_entities, _entities_of)
+
+
+def _entities_of(runtime: MilocoRuntime, subentry_id: str) -> list[Entity]:
+    """Return the event entities of one camera or rule subentry."""
+    if (watcher := runtime.watchers.get(subentry_id)) is not None:
+        return [GestureEventEntity(watcher)] if watcher.config.gestures else []
+    if (rule := runtime.rules.get(subentry_id)) is not None:
+        return [RuleTriggeredEventEntity(rule)]
+    return []
 
 
 class GestureEventEntity(MilocoCameraEntity, EventEntity):
@@ -40,7 +47,7 @@ class GestureEventEntity(MilocoCameraEntity, EventEntity):
     async def async_added_to_hass(self) -> None:
         """Listen for gesture episodes as well as state changes."""
         await super().async_added_to_hass()
-        self.async_on_remove(self._watcher.async_add_gesture_listener(self._handle_gesture))
+        self.async_on_remove(self._watcher.events.gestures.add(self._handle_gesture))
 
     @callback
     def _handle_gesture(self, gesture: str) -> None:

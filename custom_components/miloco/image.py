@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components.image import ImageEntity, ImageEntityDescription
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
 from .keyframes import ATTR_KEY_FRAME_MEDIA_ID, ATTR_KEY_FRAME_PATH, ATTR_KEY_FRAME_URL, KeyFrames
-from .runtime import MilocoConfigEntry
+from .runtime import MilocoConfigEntry, MilocoRuntime
 from .watcher import CameraWatcher
 
 PARALLEL_UPDATES = 0
@@ -22,9 +24,14 @@ LAST_DETECTION = ImageEntityDescription(key="last_detection", translation_key="l
 async def async_setup_entry(
     hass: HomeAssistant, entry: MilocoConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """Add a Last detection image for every watched camera."""
-    for subentry_id, watcher in entry.runtime_data.watchers.items():
-        async_add_entities([LastDetectionImage(hass, watcher)], config_subentry_id=subentry_id)
+    """Add a Last detection image for every watched camera, now and later."""
+
+    def entities_of(runtime: MilocoRuntime, subentry_id: str) -> list[Entity]:
+        if (watcher := runtime.watchers.get(subentry_id)) is None:
+            return []
+        return [LastDetectionImage(hass, watcher)]
+
+    entry.runtime_data.async_register_platform(Platform.IMAGE, async_add_entities, entities_of)
 
 
 class LastDetectionImage(ImageEntity):

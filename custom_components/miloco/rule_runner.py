@@ -129,13 +129,44 @@ class RuleRunner:
         self._notify()
 
     @callback
-    def handle_verdict(self, camera_entity_id: str, holds: bool, reason: str | None, now: float) -> None:
-        """Take one camera's answer from a check that ran; any camera seeing it makes the rule hold."""
+    def handle_verdict(
+        self, camera_entity_id: str, holds: bool, reason: str | None, now: float, *, moving: bool = True
+    ) -> None:
+        """Take one camera's answer from a check that ran; any camera seeing it makes the rule hold.
+
+        In event mode a check of a still scene (a heartbeat) cannot start an event: events need motion.
+        """
         if not self.enabled:
             return
+        if self.config.mode == MODE_EVENT and not moving:
+            holds = False
         self._verdicts[camera_entity_id] = holds
         if holds:
             self.last_reason, self.last_camera = reason, camera_entity_id
+        self._judge(camera_entity_id, reason, now)
+
+    @callback
+    def handle_still(self, camera_entity_id: str, now: float) -> None:
+        """Re-arm an event-mode rule: the camera's scene has been still for a whole window since its "yes"."""
+        if self.config.mode != MODE_EVENT or not self._verdicts.get(camera_entity_id):
+            # State-mode rules keep their verdict in a still room: no change, no news.
+            return
+        self._verdicts[camera_entity_id] = False
+        self._judge(camera_entity_id, None, now)
+
+    @callback
+    def handle_camera_lost(self, camera_entity_id: str, now: float) -> None:
+        """Forget the verdict of a camera that stopped checking (unavailable, stopped or removed)."""
+        if self._verdicts.pop(camera_entity_id, None) is None:
+            return
+        if any(self._verdicts.values()):
+            # Another camera still sees it; a lost camera is no new check to count.
+            return
+        self._judge(camera_entity_id, None, now)
+
+    @callback
+    def _judge(self, camera_entity_id: str, reason: str | None, now: float) -> None:
+        """Combine the cameras' verdicts and run the rule's state machine on the result."""
         value = any(self._verdicts.values())
         if self.config.mode == MODE_EVENT:
             was = self._edge.value

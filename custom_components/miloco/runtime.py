@@ -1,23 +1,26 @@
-"""The typed runtime data of a Miloco entry, and how it is assembled from the entry's subentries."""
+"""The typed runtime data of a Miloco entry, and how subentries are started, changed and stopped in it."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 import os
 import time
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_interval
 
 from .camera_config import CameraConfig
-from .const import CONF_ENABLED, SUBENTRY_CAMERA, SUBENTRY_RULE
+from .const import CONF_ENABLED, DOMAIN, LOGGER, SUBENTRY_CAMERA, SUBENTRY_RULE
 from .engine.backends.base import VisionBackend
-from .engine.prompt import Observation, RuleSpec
+from .engine.prompt import RuleSpec
 from .engine.scheduling import FairLimiter
 from .health import BackendHealth
 from .rule_runner import RuleConfig, RuleRunner
@@ -25,6 +28,16 @@ from .watcher import CameraWatcher
 
 # How often state-mode rules look at their off-delay.
 RULE_TICK = timedelta(seconds=1)
+
+type EntityBuilder = Callable[[MilocoRuntime, str], list[Entity]]
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformHook:
+    """How one platform adds entities after setup: its callback, and what it builds for a subentry."""
+
+    add_entities: AddConfigEntryEntitiesCallback
+    build: EntityBuilder
 
 
 @dataclass(slots=True)
@@ -38,9 +51,15 @@ class MilocoRuntime:
     cpu_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(os.cpu_count() or 1))
     watchers: dict[str, CameraWatcher] = field(default_factory=dict)
     rules: dict[str, RuleRunner] = field(default_factory=dict)
-    # The settings everything was built from: a change to them means a reload, a rename does not.
+    # The backend settings everything was built from: a change to them means a reload.
     data: Mapping[str, Any] = field(default_factory=dict)
+    # The subentry settings each watcher and rule was built from: a change restarts only that one.
     subentries: Mapping[str, Any] = field(default_factory=dict)
+    platforms: dict[str, PlatformHook] = field(default_factory=dict)
+    # The entities made for each subentry, so that a change or removal can take them away again.
+    entities: dict[str, list[Entity]] = field(default_factory=dict)
+    # Subentry changes are applied one at a time, in the order they came.
+    update_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def watcher_for(self, camera_entity_id: str) -> CameraWatcher | None:
         """Return the watcher of a camera entity, if this entry watches it."""
@@ -52,6 +71,23 @@ class MilocoRuntime:
             ),
             None,
         )
+
+    @callback
+    def async_register_platform(
+        self, platform: str, add_entities: AddConfigEntryEntitiesCallback, build: EntityBuilder
+    ) -> None:
+        """Keep a platform's callback for subentries added later, and add its entities of today's."""
+        hook = self.platforms[platform] = PlatformHook(add_entities, build)
+        # Every subentry, not only cameras and rules: a platform may serve another kind (AI Task).
+        for subentry_id in self.subentries:
+            self.async_add_entities_of(subentry_id, hook)
+
+    @callback
+    def async_add_entities_of(self, subentry_id: str, hook: PlatformHook) -> None:
+        """Add one platform's entities of one subentry, on the subentry's device."""
+        if entities := hook.build(self, subentry_id):
+            self.entities.setdefault(subentry_id, []).extend(entities)
+            hook.add_entities(entities, config_subentry_id=subentry_id)
 
 
 type MilocoConfigEntry = ConfigEntry[MilocoRuntime]
@@ -75,58 +111,152 @@ async def async_create_runtime(
     runtime = MilocoRuntime(
         backend=backend,
         limiter=FairLimiter(backend.max_concurrency),
-        health=BackendHealth(hass, entry.entry_id, entry.title),
+        health=BackendHealth(
+            hass, entry.entry_id, entry.title, start_reauth=lambda: entry.async_start_reauth(hass)
+        ),
         data=dict(entry.data),
         subentries=settings_snapshot(entry),
     )
     cameras = [sid for sid, sub in entry.subentries.items() if sub.subentry_type == SUBENTRY_CAMERA]
     for subentry_id, subentry in entry.subentries.items():
+        phase = cameras.index(subentry_id) / len(cameras) if subentry_id in cameras else 0.0
+        await _async_build(hass, entry, runtime, subentry_id, subentry, phase=phase)
+
+    @callback
+    def tick(_now: datetime) -> None:
+        now = time.monotonic()
+        for rule in list(runtime.rules.values()):
+            rule.tick(now)
+
+    # Always on (it is cheap): a rule added later needs it too.
+    entry.async_on_unload(async_track_time_interval(hass, tick, RULE_TICK))
+    return runtime
+
+
+async def async_apply_subentry_changes(hass: HomeAssistant, entry: MilocoConfigEntry) -> None:
+    """Start, restart or stop only the watchers and rules whose subentry was added, changed or removed.
+
+    The backend and every other camera carry on: their windows, episodes and hold timers are untouched.
+    """
+    runtime = entry.runtime_data
+    async with runtime.update_lock:
+        current = settings_snapshot(entry)
+        changed = [
+            subentry_id
+            for subentry_id in [
+                *runtime.subentries,
+                *(sid for sid in current if sid not in runtime.subentries),
+            ]
+            if runtime.subentries.get(subentry_id) != current.get(subentry_id)
+        ]
+        for subentry_id in changed:
+            before = _unique_ids(runtime, subentry_id)
+            await _async_stop(runtime, subentry_id)
+            if (subentry := entry.subentries.get(subentry_id)) is not None:
+                await _async_build(hass, entry, runtime, subentry_id, subentry)
+                for hook in runtime.platforms.values():
+                    runtime.async_add_entities_of(subentry_id, hook)
+                if (watcher := runtime.watchers.get(subentry_id)) is not None:
+                    watcher.async_start()
+            _forget_dropped_entities(hass, before - _unique_ids(runtime, subentry_id))
+            LOGGER.debug("Applied the change of subentry %s without a reload", subentry_id)
+        runtime.subentries = current
+
+
+async def _async_build(
+    hass: HomeAssistant,
+    entry: MilocoConfigEntry,
+    runtime: MilocoRuntime,
+    subentry_id: str,
+    subentry: ConfigSubentry,
+    *,
+    phase: float = 0.0,
+) -> None:
+    """Build the watcher or rule of one subentry; one whose stored settings are unusable is skipped."""
+    try:
         if subentry.subentry_type == SUBENTRY_CAMERA:
-            runtime.watchers[subentry_id] = CameraWatcher(
+            watcher = CameraWatcher(
                 hass,
                 entry,
                 subentry_id,
                 subentry.title,
                 CameraConfig.from_data(subentry.data),
-                backend=backend,
+                backend=runtime.backend,
                 limiter=runtime.limiter,
                 health=runtime.health,
                 cpu_slots=runtime.cpu_slots,
-                phase=cameras.index(subentry_id) / len(cameras),
+                phase=phase,
             )
+            runtime.watchers[subentry_id] = watcher
+            _connect_watcher(runtime, watcher)
         elif subentry.subentry_type == SUBENTRY_RULE:
             rule = RuleRunner(hass, entry, subentry_id, subentry.title, RuleConfig.from_data(subentry.data))
             await rule.async_prepare()
             runtime.rules[subentry_id] = rule
-    _connect_rules(hass, entry, runtime)
-    return runtime
+    except (ValueError, TypeError, KeyError) as err:
+        # One bad camera or rule never keeps the entry (and every other camera) from loading.
+        LOGGER.error(
+            "Miloco skips %s %r: its stored settings are not valid (%s); reconfigure or delete it",
+            subentry.subentry_type,
+            subentry.title,
+            err,
+        )
 
 
-def _connect_rules(hass: HomeAssistant, entry: MilocoConfigEntry, runtime: MilocoRuntime) -> None:
-    """Make every camera ask about its enabled rules, and hand each rule its cameras' verdicts."""
-    for watcher in runtime.watchers.values():
-        camera = watcher.config.camera_entity_id
-        camera_rules = [rule for rule in runtime.rules.values() if camera in rule.config.cameras]
-        if not camera_rules:
-            continue
+async def _async_stop(runtime: MilocoRuntime, subentry_id: str) -> None:
+    """Stop a subentry's watcher or rule and take its entities away (their registry entries stay)."""
+    if (watcher := runtime.watchers.pop(subentry_id, None)) is not None:
+        # Its rules forget its verdicts as it stops.
+        await watcher.async_stop()
+    # The cameras ask the rules they find in runtime.rules: a removed rule is asked about no more.
+    runtime.rules.pop(subentry_id, None)
+    for entity in runtime.entities.pop(subentry_id, []):
+        if entity.hass is not None and entity.platform is not None:
+            await entity.async_remove()
 
-        def enabled_rules(rules: list[RuleRunner] = camera_rules) -> tuple[RuleSpec, ...]:
-            return tuple(rule.spec for rule in rules if rule.enabled)
 
-        @callback
-        def judge(observation: Observation, now: float, camera: str = camera) -> None:
-            for rule_id, holds in observation.rules.items():
-                if (rule := runtime.rules.get(rule_id)) is not None:
-                    rule.handle_verdict(camera, holds, observation.reason, now)
+def _unique_ids(runtime: MilocoRuntime, subentry_id: str) -> set[str]:
+    """Return the unique ids of the entities a subentry has now."""
+    return {entity.unique_id for entity in runtime.entities.get(subentry_id, []) if entity.unique_id}
 
-        watcher.set_rule_provider(enabled_rules)
-        watcher.async_add_check_listener(judge)
+
+def _forget_dropped_entities(hass: HomeAssistant, unique_ids: set[str]) -> None:
+    """Remove the registry entries of entities a changed subentry no longer has (an unticked activity)."""
+    registry = er.async_get(hass)
+    for entry in list(registry.entities.values()):
+        if entry.platform == DOMAIN and entry.unique_id in unique_ids:
+            registry.async_remove(entry.entity_id)
+
+
+def _connect_watcher(runtime: MilocoRuntime, watcher: CameraWatcher) -> None:
+    """Wire one camera to the rules that look at it, found afresh each time: rules come and go live."""
+    camera = watcher.config.camera_entity_id
+
+    def camera_rules() -> list[RuleRunner]:
+        return [rule for rule in runtime.rules.values() if camera in rule.config.cameras]
+
+    def enabled_rules() -> tuple[RuleSpec, ...]:
+        return tuple(rule.spec for rule in camera_rules() if rule.enabled)
 
     @callback
-    def tick(_now: datetime) -> None:
-        now = time.monotonic()
-        for rule in runtime.rules.values():
-            rule.tick(now)
+    def judge(verdicts: dict[str, bool], reason: str | None, now: float, moving: bool) -> None:
+        for rule_id, holds in verdicts.items():
+            if (rule := runtime.rules.get(rule_id)) is not None:
+                rule.handle_verdict(camera, holds, reason, now, moving=moving)
 
-    if runtime.rules:
-        entry.async_on_unload(async_track_time_interval(hass, tick, RULE_TICK))
+    @callback
+    def still(now: float) -> None:
+        for rule in camera_rules():
+            rule.handle_still(camera, now)
+
+    @callback
+    def availability(available: bool) -> None:
+        if not available:
+            now = time.monotonic()
+            for rule in camera_rules():
+                rule.handle_camera_lost(camera, now)
+
+    watcher.set_rule_provider(enabled_rules)
+    watcher.events.verdicts.add(judge)
+    watcher.events.still.add(still)
+    watcher.events.availability.add(availability)

@@ -12,13 +12,14 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import EntityCategory, UnitOfTime
+from homeassistant.const import EntityCategory, Platform, UnitOfTime
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .backend_sensor import backend_sensors
 from .entity import MilocoCameraEntity
-from .runtime import MilocoConfigEntry
+from .runtime import MilocoConfigEntry, MilocoRuntime
 from .watcher import WatcherStats
 
 PARALLEL_UPDATES = 0
@@ -80,13 +81,17 @@ SENSORS: tuple[WatcherSensorDescription, ...] = (
 async def async_setup_entry(
     hass: HomeAssistant, entry: MilocoConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """Add the diagnostic sensors of every camera."""
-    for subentry_id, watcher in entry.runtime_data.watchers.items():
-        async_add_entities(
-            [WatcherSensor(watcher, description) for description in SENSORS], config_subentry_id=subentry_id
-        )
+    """Add the diagnostic sensors of every camera, now and later."""
+    entry.runtime_data.async_register_platform(Platform.SENSOR, async_add_entities, _entities_of)
     # The backend's own sensors belong to the entry, not to a camera subentry.
     async_add_entities(backend_sensors(entry, entry.runtime_data.backend))
+
+
+def _entities_of(runtime: MilocoRuntime, subentry_id: str) -> list[Entity]:
+    """Return the diagnostic sensors of a camera subentry (rules have none)."""
+    if (watcher := runtime.watchers.get(subentry_id)) is None:
+        return []
+    return [WatcherSensor(watcher, description) for description in SENSORS]
 
 
 class WatcherSensor(MilocoCameraEntity, SensorEntity):

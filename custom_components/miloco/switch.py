@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
-from homeassistant.const import EntityCategory
+from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .entity import MilocoRuleEntity
-from .runtime import MilocoConfigEntry
+from .runtime import MilocoConfigEntry, MilocoRuntime
 
 PARALLEL_UPDATES = 0
 
@@ -22,9 +23,15 @@ ENABLED_DESCRIPTION = SwitchEntityDescription(
 async def async_setup_entry(
     hass: HomeAssistant, entry: MilocoConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """Add the enable switch of every rule."""
-    for subentry_id, rule in entry.runtime_data.rules.items():
-        async_add_entities([RuleEnabledSwitch(rule, ENABLED_DESCRIPTION)], config_subentry_id=subentry_id)
+    """Add the enable switch of every rule, now and later."""
+    entry.runtime_data.async_register_platform(Platform.SWITCH, async_add_entities, _entities_of)
+
+
+def _entities_of(runtime: MilocoRuntime, subentry_id: str) -> list[Entity]:
+    """Return the enable switch of a rule subentry (cameras have none)."""
+    if (rule := runtime.rules.get(subentry_id)) is None:
+        return []
+    return [RuleEnabledSwitch(rule, ENABLED_DESCRIPTION)]
 
 
 class RuleEnabledSwitch(MilocoRuleEntity, SwitchEntity):

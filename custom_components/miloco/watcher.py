@@ -1,47 +1,47 @@
-"""The per-camera loop that drives the engine from Home Assistant: capture, gate, check, dispatch."""
+"""The per-camera loop: capture → gate → check → state model → events. It schedules; the engine decides."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-import contextlib
 from dataclasses import dataclass, replace
 from datetime import datetime
 import time
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import STATE_ON
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.util import dt as dt_util
 
+from .asking import async_ask_holding_slot
 from .camera_config import CameraConfig
-from .capture import CaptureError, create_source
-from .const import EVENT_MILOCO, FAILURES_BEFORE_UNAVAILABLE, LOGGER, PROMPT_PER_CONDITION
-from .devices import async_device_id
+from .camera_events import CameraEvents
+from .capture import Captured, CaptureError, create_source
+from .const import FAILURES_BEFORE_UNAVAILABLE, LOGGER
 from .engine.backends.base import VisionBackend
-from .engine.backends.errors import BackendError, BadReply
-from .engine.check import ask
+from .engine.backends.errors import BackendError, BadReply, InvalidAuth
+from .engine.backoff import Backoff
+from .engine.camera_state import PRESENCE_KEY, CameraState, CameraStateSettings
 from .engine.frames import FrameDecodeError, FramePlan
 from .engine.gate import ChangeGate, GateDecision
-from .engine.labels import PRESENCE
 from .engine.parse import ReplyParseError
-from .engine.prompt import (
-    CheckSpec,
-    Observation,
-    RuleSpec,
-)
-from .engine.rules import EpisodeTracker, HoldState, Transition
+from .engine.prompt import CheckSpec, RuleSpec
 from .engine.scheduling import FairLimiter
 from .engine.window import Frame, FrameWindow, prepare_capture
 from .health import BackendHealth
 from .keyframes import KeyFrames
-from .listeners import Listeners
 
-type GestureListener = Callable[[str], None]
-type CheckListener = Callable[[Observation, float], None]
 type RuleProvider = Callable[[], tuple[RuleSpec, ...]]
-PRESENCE_KEY = PRESENCE.key
+__all__ = ["PRESENCE_KEY", "CameraWatcher", "WatcherStats"]
+
+# How long async_stop() waits for the loop and the check to end: a camera that swallows cancellation is
+# abandoned after this, never waited for.
+STOP_TIMEOUT_S: Final = 1.0
+# Failed checks back off exponentially from the check interval up to this, or longer when the server asks.
+BACKOFF_MAX_S: Final = 60.0
+# A refused key is retried this rarely while the reauth flow waits for the user.
+AUTH_RETRY_S: Final = 300.0
 
 
 @dataclass(slots=True)
@@ -59,7 +59,7 @@ class WatcherStats:
 
 
 class CameraWatcher:
-    """Watches one camera: frames in, gestures, activities and presence out."""
+    """Watches one camera: schedules captures and checks, and hands their results to the state model."""
 
     def __init__(
         self,
@@ -75,7 +75,7 @@ class CameraWatcher:
         cpu_slots: asyncio.Semaphore,
         phase: float = 0.0,
     ) -> None:
-        """Prepare the state machines; nothing runs until async_start().
+        """Prepare the state model; nothing runs until async_start(). Raise ValueError for bad settings.
 
         `phase` (0 to 1) offsets this camera's frame and check clocks, so that an entry's cameras spread their
         image work over the period instead of all landing on the executor at the same instant.
@@ -86,6 +86,23 @@ class CameraWatcher:
         self.title = title
         self.config = config
         self.stats = WatcherStats()
+        # The newest frame of each check, kept when the check fires something (the Last detection image).
+        self.key_frames = KeyFrames(
+            hass, entry, config.camera_entity_id, save=config.save_frames, keep=config.saved_frames_max
+        )
+        self.events = CameraEvents(
+            hass, entry.entry_id, subentry_id, config.camera_entity_id, self.key_frames
+        )
+        self.state = CameraState(
+            CameraStateSettings(
+                gestures=config.gestures,
+                activities=config.activities,
+                presence=config.presence,
+                hold_s=config.hold_s,
+                window_s=config.window_s,
+                check_interval_s=config.check_interval_s,
+            )
+        )
         self._backend = backend
         self._limiter = limiter
         self._health = health
@@ -95,39 +112,27 @@ class CameraWatcher:
         self._rule_provider: RuleProvider = tuple
         # Enough room for the window plus a little slack; the buffer never grows past it.
         self._window = FrameWindow.for_checks_of(config.window_frames)
+        self._plan = FramePlan(frames=config.window_frames, budget=config.token_budget)
         self._gate = ChangeGate(config.change_threshold)
+        self._backoff = Backoff(config.check_interval_s, max(BACKOFF_MAX_S, config.check_interval_s))
         self._source = create_source(hass, config)
         self._decision: GateDecision | None = None
-        self._episodes = {
-            key: EpisodeTracker(max_gap_s=max(config.window_s, config.check_interval_s * 2))
-            for key in config.gestures
-        }
-        self._holds = {key: HoldState(config.hold_s) for key in config.activities}
-        if config.presence:
-            self._holds[PRESENCE_KEY] = HoldState(config.hold_s)
-        self._listeners: Listeners[()] = Listeners()
-        self._gesture_listeners: Listeners[str] = Listeners()
-        self._check_listeners: Listeners[Observation, float] = Listeners()
         self._loop_task: asyncio.Task[None] | None = None
         self._check_task: asyncio.Task[None] | None = None
+        self._capture_task: asyncio.Task[Captured | None] | None = None
+        self._stopping = False
         self._next_check = 0.0
         self._next_skip_count = 0.0
         self._last_check_at: float | None = None
         self._busy_counted = False
         self._camera_failures = 0
         self._model_failures = 0
-        # ecosystem hook (issue 14): the camera's key frames, fed with each check's newest frame.
-        self.key_frames = KeyFrames(
-            hass, entry, config.camera_entity_id, save=config.save_frames, keep=config.saved_frames_max
-        )
+        self._unexpected_logged = False
 
     @property
     def available(self) -> bool:
         """Return False while the camera or the model keeps failing."""
-        return (
-            self._camera_failures < FAILURES_BEFORE_UNAVAILABLE
-            and self._model_failures < FAILURES_BEFORE_UNAVAILABLE
-        )
+        return max(self._camera_failures, self._model_failures) < FAILURES_BEFORE_UNAVAILABLE
 
     @property
     def running(self) -> bool:
@@ -135,28 +140,20 @@ class CameraWatcher:
         return self._loop_task is not None and not self._loop_task.done()
 
     @property
+    def checking(self) -> bool:
+        """Return True while a check is in flight."""
+        # A task started eagerly can finish before it is even stored: a done task is no check in flight.
+        return self._check_task is not None and not self._check_task.done()
+
+    @property
+    def next_check_in(self) -> float:
+        """Return how many seconds remain before a check may run (0 when one is due now)."""
+        return max(0.0, self._next_check - time.monotonic())
+
+    @property
     def buffered_frames(self) -> tuple[int, int]:
         """Return how many frames the window holds, and how many it can hold at most."""
         return len(self._window), self._window.capacity
-
-    def is_on(self, key: str) -> bool:
-        """Return whether an activity (or presence, key 'person') is going on."""
-        return self._holds[key].is_on
-
-    @callback
-    def async_add_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
-        """Call `listener` whenever states, availability or counters change; return the remover."""
-        return self._listeners.add(listener)
-
-    @callback
-    def async_add_gesture_listener(self, listener: GestureListener) -> CALLBACK_TYPE:
-        """Call `listener(gesture)` once per gesture episode; return the remover."""
-        return self._gesture_listeners.add(listener)
-
-    @callback
-    def async_add_check_listener(self, listener: CheckListener) -> CALLBACK_TYPE:
-        """Call `listener(observation, now)` after every check that ran (rules judge their verdicts there)."""
-        return self._check_listeners.add(listener)
 
     @callback
     def set_rule_provider(self, provider: RuleProvider) -> None:
@@ -179,15 +176,22 @@ class CameraWatcher:
         )
 
     async def async_stop(self) -> None:
-        """Stop capturing and abandon any check in flight."""
-        for task in (self._loop_task, self._check_task):
-            if task is not None and not task.done():
-                task.cancel()
-        for task in (self._loop_task, self._check_task):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        """Stop capturing and abandon any check in flight, within STOP_TIMEOUT_S whatever the camera does."""
+        self._stopping = True
+        tasks = [
+            task
+            for task in (self._loop_task, self._check_task, self._capture_task)
+            if task is not None and not task.done()
+        ]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Never an unbounded await: a camera may swallow the cancellation and answer seconds later.
+            _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+            if pending:
+                LOGGER.debug("Left %d task(s) of %s to end on their own", len(pending), self.title)
         self._limiter.forget(self.subentry_id)
+        self.events.availability(False)
 
     async def _async_run(self) -> None:
         """Start the frame source, run the capture loop, and release the source however the loop ends."""
@@ -199,16 +203,18 @@ class CameraWatcher:
             await self._source.async_stop()
 
     async def _async_loop(self) -> None:
-        """Capture at the configured rate; start a check whenever one is due and worth it."""
+        """Capture at the configured rate; after each frame, let the gate and the clock decide."""
         period = 1.0 / self.config.fps
         next_frame = time.monotonic() + self._phase * period
         self._next_check = time.monotonic() + self._phase * self.config.check_interval_s
         await asyncio.sleep(self._phase * period)
-        while True:
+        while not self._stopping:
             await self._async_capture()
-            now = time.monotonic()
-            self._maybe_start_check(now)
-            self._tick(now)
+            try:
+                self._after_frame(time.monotonic())
+            except Exception:
+                # A bug here must not end the camera's loop silently.
+                self._log_unexpected("handling a frame")
             next_frame += period
             delay = next_frame - time.monotonic()
             if delay < 0:
@@ -216,40 +222,70 @@ class CameraWatcher:
                 next_frame, delay = time.monotonic(), 0.0
             await asyncio.sleep(delay)
 
+    async def _async_take(self) -> Captured | None:
+        """Return the source's next frame, from a task of its own that a stop abandons instead of awaiting.
+
+        Home Assistant's camera code turns a cancellation into HomeAssistantError, so cancelling a capture
+        awaited directly would not end this loop; waiting on the task lets the cancellation land here.
+        """
+        task = self.hass.async_create_background_task(
+            self._source.async_next(), f"miloco capture {self.config.camera_entity_id}"
+        )
+        # Retrieve the outcome of an abandoned capture, so that none is reported as never retrieved.
+        task.add_done_callback(_consume_outcome)
+        self._capture_task = task
+        try:
+            await asyncio.wait((task,))
+        finally:
+            self._capture_task = None
+            if not task.done():
+                task.cancel()
+        return task.result()
+
     async def _async_capture(self) -> None:
         """Take the source's next frame into the window and let the gate look at it."""
         # A gate decision belongs to its frame: with no new frame (a failure, or a stream between two
         # frames) no check starts on frames that were already judged.
         self._decision = None
         try:
-            captured = await self._source.async_next()
+            captured = await self._async_take()
             if captured is None:
                 # A stream with no new frame since the last one: nothing to add, and nothing failed.
                 return
             taken_at, jpeg = captured
+            # One decode per frame, at capture: the gate's thumbnail and the sizes the model's window takes.
             async with self._cpu_slots:
-                thumb, prepared = await self.hass.async_add_executor_job(
-                    prepare_capture,
-                    jpeg,
-                    FramePlan(frames=self.config.window_frames, budget=self.config.token_budget),
-                )
+                thumb, prepared = await self.hass.async_add_executor_job(prepare_capture, jpeg, self._plan)
         except (CaptureError, FrameDecodeError, OSError) as err:
-            self._camera_failed(err)
+            self._camera_failed(str(err))
             return
-        now = time.monotonic()
+        except Exception as err:
+            # Any other camera or decoder fault is a failed capture too.
+            self._log_unexpected("capturing a frame")
+            self._camera_failed(type(err).__name__)
+            return
         self._window.add(Frame(taken_at, jpeg, thumb, prepared))
         if self.config.motion_entity_id and self.hass.states.is_state(self.config.motion_entity_id, STATE_ON):
             self._gate.force()
-        self._decision = self._gate.observe(thumb, now)
+        self._decision = self._gate.observe(thumb, time.monotonic())
         self._camera_ok()
+
+    @callback
+    def _after_frame(self, now: float) -> None:
+        """Re-arm events in a still scene, start a check when one is due and worth it, let holds run out."""
+        newest = self._window.newest
+        still = self._decision is not None and not self._decision.changed
+        if still and newest is not None and not self.checking:
+            self.events.publish(self.state.still(newest.timestamp), reason=None, now=now)
+        self._maybe_start_check(now)
+        self.events.publish(self.state.tick(now), reason=None, now=now)
 
     @callback
     def _maybe_start_check(self, now: float) -> None:
         """Run a check when one is due, the scene changed (or the heartbeat is due) and a slot is free."""
-        newest = self._window.newest
-        if now < self._next_check or self._decision is None or newest is None:
+        if self._stopping or now < self._next_check or self._decision is None:
             return
-        if self._check_task is not None:
+        if self.checking:
             self._count_busy()
             return
         heartbeat_due = self.config.heartbeat_s > 0 and (
@@ -261,7 +297,8 @@ class CameraWatcher:
             if now >= self._next_skip_count:
                 self._next_skip_count = now + self.config.check_interval_s
                 self.stats.skipped_by_gate += 1
-                self._scene_unchanged(now)
+                self.events.publish(self.state.unchanged(now), reason=None, now=now)
+                self.events.state()
             return
         spec = replace(self._base_spec, rules=self._rule_provider())
         if spec.is_empty:
@@ -275,9 +312,10 @@ class CameraWatcher:
         self._busy_counted = False
         self._next_check = self._next_skip_count = now + self.config.check_interval_s
         self._last_check_at = now
-        frames = self.recent_frames()
         self._check_task = self.entry.async_create_background_task(
-            self.hass, self._async_check(spec, frames), f"miloco check {self.config.camera_entity_id}"
+            self.hass,
+            self._async_check(spec, self.recent_frames(), self._decision.changed),
+            f"miloco check {self.config.camera_entity_id}",
         )
 
     def _count_busy(self) -> None:
@@ -285,25 +323,31 @@ class CameraWatcher:
         if not self._busy_counted:
             self._busy_counted = True
             self.stats.skipped_busy += 1
-            self._notify()
+            self.events.state()
 
-    async def _async_check(self, spec: CheckSpec, frames: list[Frame]) -> None:
-        """Ask the model about the frames and apply its answer."""
+    async def _async_check(self, spec: CheckSpec, frames: list[Frame], moving: bool) -> None:
+        """Ask the model about the frames and hand the answer to the state model; every failure counts.
+
+        Positional arguments only: the benchmark wraps this method to time each check.
+        """
         try:
-            answer = await ask(
-                self._backend,
-                spec,
-                frames,
-                budget=self.config.token_budget,
-                per_condition=self.config.prompt_mode == PROMPT_PER_CONDITION,
-                cpu_slots=self._cpu_slots,
-            )
-        except (BackendError, ReplyParseError, FrameDecodeError) as err:
-            self._model_failed(err if isinstance(err, BackendError) else BadReply(str(err)))
+            answer = await async_ask_holding_slot(self._backend, self._cpu_slots, self.config, spec, frames)
+        except BackendError as err:
+            self._model_failed(err)
+            return
+        except (ReplyParseError, FrameDecodeError) as err:
+            self._model_failed(BadReply(str(err)))
+            return
+        except Exception as err:
+            # An odd frame or reply must cost one check, never the loop (nor an unretrieved task error).
+            self._log_unexpected("checking the frames")
+            self._model_failed(BadReply(type(err).__name__))
             return
         finally:
             self._limiter.release(self.subentry_id)
             self._check_task = None
+        if self._stopping:
+            return
         if frames[-1].thumb is not None:
             self._gate.mark_checked(frames[-1].thumb)
         self.stats.checks += 1
@@ -312,81 +356,36 @@ class CameraWatcher:
         self.stats.last_image_tokens = answer.image_tokens
         self.stats.last_reason = answer.observation.reason
         self._model_ok()
-        # ecosystem hook (issue 14): whatever this check fires, its newest frame is the key frame.
         self.key_frames.set_check_frame(frames[-1].jpeg)
-        self._apply(answer.observation, time.monotonic())
+        now = time.monotonic()
+        changes = self.state.answered(answer.observation, now, window_end=frames[-1].timestamp, moving=moving)
+        self.events.publish(changes, reason=answer.observation.reason, now=now)
 
     @callback
-    def _apply(self, observation: Observation, now: float) -> None:
-        """Feed a check's answer to the state machines and publish what changed."""
-        for key, tracker in self._episodes.items():
-            if tracker.update(key in observation.gestures, now):
-                self._fire_gesture(key)
-        for key, hold in self._holds.items():
-            if key == PRESENCE_KEY:
-                if observation.person_present is None:
-                    continue
-                transition = hold.update(observation.person_present, now)
-            else:
-                transition = hold.update(key in observation.activities, now)
-            self._publish_transition(key, transition)
-        self._check_listeners(observation, now)
-        self._notify()
-
-    @callback
-    def _scene_unchanged(self, now: float) -> None:
-        """No change, no news: episodes and states stay as the last check left them."""
-        for tracker in self._episodes.values():
-            tracker.update(False, now, checked=False)
-        for key, hold in self._holds.items():
-            self._publish_transition(key, hold.refresh(now))
-        self._notify()
-
-    @callback
-    def _tick(self, now: float) -> None:
-        """Let hold times run out."""
-        for key, hold in self._holds.items():
-            if (transition := hold.tick(now)) is not None:
-                self._publish_transition(key, transition)
-                self._notify()
-
-    @callback
-    def _fire_gesture(self, gesture: str) -> None:
-        """Tell the gesture entity and the bus about a new gesture episode."""
-        self._gesture_listeners(gesture)
-        # ecosystem hook (issue 14): the event says where the frame that showed the gesture is.
-        self._fire_bus_event("gesture", gesture=gesture, **self.key_frames.record(gesture))
-
-    @callback
-    def _publish_transition(self, key: str, transition: Transition | None) -> None:
-        """Put an activity or presence change on the bus."""
-        if transition is None:
+    def _log_unexpected(self, doing: str) -> None:
+        """Log an unexpected error with its traceback, once per watcher (a persistent fault must not spam)."""
+        if self._stopping:
             return
-        if key == PRESENCE_KEY:
-            self._fire_bus_event(f"presence_{transition}")
-        else:
-            self._fire_bus_event(f"activity_{transition}", activity=key)
-
-    @callback
-    def _fire_bus_event(self, event_type: str, **data: str) -> None:
-        """Fire a miloco_event for YAML automations, naming the device and the camera."""
-        self.hass.bus.async_fire(
-            EVENT_MILOCO,
-            {
-                "device_id": async_device_id(self.hass, self.entry.entry_id, self.subentry_id),
-                "type": event_type,
-                "camera_entity_id": self.config.camera_entity_id,
-                **data,
-            },
+        level = LOGGER.debug if self._unexpected_logged else LOGGER.warning
+        self._unexpected_logged = True
+        level(
+            "Unexpected error while %s on %s; counted as a failure",
+            doing,
+            self.config.camera_entity_id,
+            exc_info=True,
         )
 
     @callback
-    def _camera_failed(self, err: Exception) -> None:
+    def _camera_failed(self, reason: str) -> None:
         """Count a failed capture; the camera's entities go unavailable after a few in a row."""
+        if self._stopping:
+            return
+        was_available = self.available
         self._camera_failures += 1
-        if self._camera_failures == FAILURES_BEFORE_UNAVAILABLE:
-            LOGGER.warning("Camera %s gives no images: %s", self.config.camera_entity_id, err)
-            self._notify()
+        if was_available and not self.available:
+            LOGGER.warning("Camera %s gives no images: %s", self.config.camera_entity_id, reason)
+            self.events.availability(False)
+            self.events.state()
 
     @callback
     def _camera_ok(self) -> None:
@@ -395,31 +394,44 @@ class CameraWatcher:
         self._camera_failures = 0
         if recovered:
             LOGGER.info("Camera %s gives images again", self.config.camera_entity_id)
-            self._notify()
+            self.events.state()
 
     @callback
     def _model_failed(self, err: BackendError) -> None:
-        """Count a failed check; the entities go unavailable after a few in a row."""
+        """Count a failed check and back off before the next; the entities go unavailable after a few."""
+        if self._stopping:
+            # The backend closes under a check abandoned by async_stop(): not the model's fault.
+            return
+        was_available = self.available
         self.stats.failures += 1
         self._model_failures += 1
+        wait = self._backoff.failed(getattr(err, "retry_after", None))
+        if isinstance(err, InvalidAuth):
+            # The key will not start working by itself: unavailable now, and no hammering meanwhile.
+            self._model_failures = max(self._model_failures, FAILURES_BEFORE_UNAVAILABLE)
+            wait = AUTH_RETRY_S
         self._health.record_failure(err)
-        if self._model_failures == FAILURES_BEFORE_UNAVAILABLE:
+        self._next_check = max(self._next_check, time.monotonic() + wait)
+        if was_available and not self.available:
             LOGGER.warning(
                 "Miloco cannot analyse %s: the model backend fails (%s)",
                 self.config.camera_entity_id,
                 err.reason,
             )
-        self._notify()
+            self.events.availability(False)
+        self.events.state()
 
     @callback
     def _model_ok(self) -> None:
-        """Reset the check failure streak."""
+        """Reset the check failure streak and the back-off."""
         if self._model_failures >= FAILURES_BEFORE_UNAVAILABLE:
             LOGGER.info("Miloco analyses %s again", self.config.camera_entity_id)
         self._model_failures = 0
+        self._backoff.succeeded()
         self._health.record_success()
 
-    @callback
-    def _notify(self) -> None:
-        """Tell the entities to write their state."""
-        self._listeners()
+
+def _consume_outcome(task: asyncio.Task[Any]) -> None:
+    """Retrieve a finished task's exception, so that asyncio never reports it as unretrieved."""
+    if not task.cancelled():
+        task.exception()

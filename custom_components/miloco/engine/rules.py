@@ -58,6 +58,10 @@ class EpisodeTracker:
         self._active = True
         return True
 
+    def end(self) -> None:
+        """End the episode without a check (the scene was still for a whole window): the next sighting fires."""
+        self._active = False
+
     def reset(self) -> None:
         """End any episode and forget the last check."""
         self._active = False

@@ -1,0 +1,82 @@
+"""Where a camera's news goes: its entities (listeners), the rules that look at it, and the event bus."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+
+from .const import EVENT_MILOCO
+from .devices import async_device_id
+from .engine.camera_state import PRESENCE_KEY, Changes
+from .keyframes import KeyFrames
+from .listeners import Listeners
+
+type GestureListener = Callable[[str], None]
+# (rule verdicts, reason, now, moving): `moving` is False for a heartbeat check of a still scene.
+type VerdictListener = Callable[[dict[str, bool], str | None, float, bool], None]
+# (now): the scene has been still for a whole window since the last check; event rules re-arm.
+type StillListener = Callable[[float], None]
+# (available): False when the camera's answers stop counting (it fails, or its watcher stopped).
+type AvailabilityListener = Callable[[bool], None]
+
+
+class CameraEvents:
+    """The listeners of one camera, and its miloco_event bus events."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry_id: str,
+        subentry_id: str,
+        camera_entity_id: str,
+        key_frames: KeyFrames,
+    ) -> None:
+        """Publish for the camera subentry `subentry_id` watching `camera_entity_id`."""
+        self._hass = hass
+        self._key_frames = key_frames
+        self._entry_id = entry_id
+        self._subentry_id = subentry_id
+        self._camera_entity_id = camera_entity_id
+        self.state: Listeners[()] = Listeners()
+        self.gestures: Listeners[str] = Listeners()
+        self.verdicts: Listeners[dict[str, bool], str | None, float, bool] = Listeners()
+        self.still: Listeners[float] = Listeners()
+        self.availability: Listeners[bool] = Listeners()
+
+    @callback
+    def add_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `listener` whenever states, availability or counters change; return the remover."""
+        return self.state.add(listener)
+
+    @callback
+    def publish(self, changes: Changes, *, reason: str | None, now: float) -> None:
+        """Publish what a piece of news changed: gestures, state transitions, rule verdicts, re-arming."""
+        for gesture in changes.gestures:
+            self.gestures(gesture)
+            # The event says where the frame that showed the gesture can be fetched (image entity, saved file).
+            self.fire("gesture", gesture=gesture, **self._key_frames.record(gesture))
+        for key, transition in changes.transitions:
+            if key == PRESENCE_KEY:
+                self.fire(f"presence_{transition}")
+            else:
+                self.fire(f"activity_{transition}", activity=key)
+        if changes.rules is not None:
+            self.verdicts(dict(changes.rules), reason, now, changes.moving)
+        if changes.rearmed:
+            self.still(now)
+        if changes:
+            self.state()
+
+    @callback
+    def fire(self, event_type: str, **data: str) -> None:
+        """Fire a miloco_event for YAML automations, naming the device and the camera."""
+        self._hass.bus.async_fire(
+            EVENT_MILOCO,
+            {
+                "device_id": async_device_id(self._hass, self._entry_id, self._subentry_id),
+                "type": event_type,
+                "camera_entity_id": self._camera_entity_id,
+                **data,
+            },
+        )

@@ -95,12 +95,15 @@ class DevHomeAssistant:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("wb") as log:
             # --skip-pip: every requirement is installed with the test venv; nothing may be downloaded.
+            # The config dir as working directory: `python -m` puts the working directory first on sys.path,
+            # and the repository's own `custom_components` package there would hide the config's one.
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "homeassistant", "-c", str(self.config_dir), "--skip-pip"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
+                cwd=self.config_dir,
                 start_new_session=True,
             )
 

@@ -193,6 +193,14 @@ class RealHomeAssistant(DevHomeAssistant):
         states = await self.rest("GET", "/api/states")
         return sorted(state["entity_id"] for state in states if state["entity_id"].startswith(prefix))
 
+    async def wait_for_entity(self, entity_id: str, within: float = 60.0) -> None:
+        """Wait until the entity exists (platforms finish setting up after the API answers)."""
+        start = time.monotonic()
+        while await self.state(entity_id) is None:
+            if time.monotonic() - start > within:
+                raise AssertionError(f"{entity_id} does not exist after {within} s\n{self.log_tail()}")
+            await asyncio.sleep(0.2)
+
     async def wait_for_state(self, entity_id: str, wanted: str, within: float) -> float:
         """Wait until the entity has the state; return how long it took."""
         start = time.monotonic()

@@ -165,6 +165,9 @@ async def test_waves_rules_and_reloads_through_a_real_home_assistant(
     model_server.responder = model
     living_room = ha.scenes[LIVING_ROOM]
 
+    for entity_id in ("camera.living_room", "camera.porch", LIGHT):
+        await ha.wait_for_entity(entity_id)
+
     # A backend, two cameras and a rule at once, as the README walkthrough goes.
     entry_id = await _add_backend(ha, model_server)
     await _add_camera(ha, entry_id, LIVING_ROOM)

@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 import json
 import os
+import re
 from pathlib import Path
 import signal
 import subprocess
@@ -79,23 +80,30 @@ class DevHomeAssistant:
         http_yaml = ""
         if not self._seed_http_storage():
             http_yaml = f"http:\n  server_host: 127.0.0.1\n  server_port: {self.port}\n"
-        (self.config_dir / "configuration.yaml").write_text(CONFIGURATION.format(http=http_yaml))
+        (self.config_dir / "configuration.yaml").write_text(self.configuration(http_yaml))
         custom = self.config_dir / "custom_components"
         custom.mkdir(exist_ok=True)
         (custom / "miloco").symlink_to(REPO / "custom_components" / "miloco", target_is_directory=True)
         self.seed_onboarding()
+
+    def configuration(self, http_yaml: str) -> str:
+        """Return the text of configuration.yaml, given its `http:` part (empty where HA stores it)."""
+        return CONFIGURATION.format(http=http_yaml)
 
     def start(self) -> None:
         """Start Home Assistant in its own process group (so that stopping it stops all it started)."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("wb") as log:
             # --skip-pip: every requirement is installed with the test venv; nothing may be downloaded.
+            # The config dir as working directory: `python -m` puts the working directory first on sys.path,
+            # and the repository's own `custom_components` package there would hide the config's one.
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "homeassistant", "-c", str(self.config_dir), "--skip-pip"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
+                cwd=self.config_dir,
                 start_new_session=True,
             )
 
@@ -175,10 +183,11 @@ class DevHomeAssistant:
         """
         self._write_storage("onboarding", {"done": ["core_config", "analytics", "integration"]}, version=4)
 
-    async def onboard(self, session: aiohttp.ClientSession) -> None:
+    async def onboard(self, session: aiohttp.ClientSession) -> str:
         """Create the owner account through the onboarding API, which finishes onboarding.
 
-        A precondition, not what the test checks: the walkthrough starts at the login page.
+        A precondition, not what the test checks: the walkthrough starts at the login page. Returns the
+        authorization code that logs the owner in over the API.
         """
         async with session.post(
             f"{self.url}/api/onboarding/users",
@@ -191,9 +200,11 @@ class DevHomeAssistant:
             },
         ) as response:
             assert response.status == 200, await response.text()
+            code = str((await response.json())["auth_code"])
         async with session.get(f"{self.url}/api/onboarding") as response:
             steps: list[dict[str, Any]] = await response.json()
         assert all(step["done"] for step in steps), steps
+        return code
 
     def stop(self) -> None:
         """Stop Home Assistant: ask politely, then kill its process group."""
@@ -208,3 +219,13 @@ class DevHomeAssistant:
             process.wait(timeout=10)
         except ProcessLookupError:
             pass
+
+
+def miloco_errors(log: str) -> list[str]:
+    """Return the ERROR records of Home Assistant's log that mention Miloco (tracebacks included)."""
+    records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", log)
+    return [
+        record
+        for record in records
+        if re.match(r"\S+ \S+ (ERROR|CRITICAL) ", record) and "miloco" in record.lower()
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .test_walkthrough import _miloco_errors_in_log
+from .home_assistant import miloco_errors
 from .ui import console_error, untranslated
 
 BASE = "http://127.0.0.1:8123"
@@ -75,6 +75,6 @@ def test_log_errors_about_miloco_are_found_with_their_traceback() -> None:
             "2026-11-29 00:51:53.000 INFO (MainThread) [homeassistant.setup] Setting up light",
         ]
     )
-    errors = _miloco_errors_in_log(log)
+    errors = miloco_errors(log)
     assert len(errors) == 1
     assert "ValueError: boom" in errors[0]

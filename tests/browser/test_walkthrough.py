@@ -22,7 +22,7 @@ from typing import Any
 from playwright.async_api import expect
 
 from ..model_server import FakeModelServer, Reply
-from .home_assistant import DevHomeAssistant
+from .home_assistant import DevHomeAssistant, miloco_errors
 from .ui import TRANSLATIONS, Ui
 
 CAMERA = "Demo camera"
@@ -75,16 +75,6 @@ def _closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-def _miloco_errors_in_log(log: str) -> list[str]:
-    """Return the ERROR records of Home Assistant's log that mention Miloco (tracebacks included)."""
-    records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", log)
-    return [
-        record
-        for record in records
-        if re.match(r"\S+ \S+ (ERROR|CRITICAL) ", record) and "miloco" in record.lower()
-    ]
 
 
 async def add_backend(ui: Ui, model_server: FakeModelServer) -> None:
@@ -253,4 +243,4 @@ async def test_walkthrough_in_the_browser(
     await ui.checkpoint("camera-last-detection")
 
     assert not ui.miloco_console_errors()
-    assert not _miloco_errors_in_log(dev_ha.log_text()), _miloco_errors_in_log(dev_ha.log_text())
+    assert not miloco_errors(dev_ha.log_text()), miloco_errors(dev_ha.log_text())

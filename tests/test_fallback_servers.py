@@ -26,10 +26,10 @@ from custom_components.miloco.const import (
     CONF_URL,
     CONF_VERIFY_SSL,
     DOMAIN,
-    MIN_TIMEOUT,
 )
 from custom_components.miloco.engine.backends.failover import FailoverBackend
 from custom_components.miloco.engine.backends.openai_compat import OpenAICompatBackend
+from custom_components.miloco.settings import REMOTE_TIMEOUT
 
 from .helpers import remote_entry
 from .model_server import FakeModelServer, Reply, hang
@@ -38,6 +38,8 @@ from .scenes import SceneCamera, async_add_cameras, waving_hand
 
 MODEL = "mimo-vl-miloco-7b"
 TIMEOUT_S = 10
+# The shortest request timeout the entry accepts: a hanging server costs no more than this.
+MIN_TIMEOUT_S = int(REMOTE_TIMEOUT.minimum)
 PERSON = "binary_sensor.living_room_person"
 
 
@@ -196,17 +198,17 @@ async def test_a_hanging_server_costs_one_check_and_one_timeout(
 ) -> None:
     second_server.default_reply = answer()
     model_server.default_reply = answer()
-    entry = await watch_with_fallback(hass, model_server, fallback(second_server), timeout_s=MIN_TIMEOUT)
+    entry = await watch_with_fallback(hass, model_server, fallback(second_server), timeout_s=MIN_TIMEOUT_S)
     await wait_for(lambda: hass.states.get(PERSON).state == STATE_ON)
     unavailable = record_unavailable(hass, PERSON)
     watcher = next(iter(entry.runtime_data.watchers.values()))
     # The GPU box still lists its models but never answers a check (a wedged driver).
     model_server.default_reply = hang()
     hung_at = time.monotonic()
-    await wait_for(lambda: bool(second_server.chat_requests), within=MIN_TIMEOUT + 5)
+    await wait_for(lambda: bool(second_server.chat_requests), within=MIN_TIMEOUT_S + 5)
     moved_after = time.monotonic() - hung_at
     # One timeout, plus the check interval and the time to prepare the next check.
-    assert moved_after < MIN_TIMEOUT + 2, moved_after
+    assert moved_after < MIN_TIMEOUT_S + 2, moved_after
     await wait_for(lambda: len(second_server.chat_requests) >= 4)
     assert watcher.stats.failures == 1
     assert not unavailable

@@ -85,6 +85,19 @@ async def test_a_static_scene_costs_no_model_calls(
     assert watcher.stats.skipped_by_gate >= 4
     # No change, no news: the reader is still reading long after the 1 s hold time.
     assert hass.states.get("binary_sensor.living_room_reading").state == STATE_ON
+    # Nor does it cost the model's frame sizes: still for a whole window, a frame gets only its thumbnail.
+    assert all(frame.thumb is not None and frame.prepared is None for frame in watcher.recent_frames())
+
+
+async def test_a_moving_scene_has_its_frames_prepared_once_at_capture(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    model_server.default_reply = answer()
+    entry = await watch(hass, model_server, SceneCamera("Living room", waving_hand()))
+    await wait_for(lambda: len(model_server.chat_requests) >= 3)
+    watcher = next(iter(entry.runtime_data.watchers.values()))
+    # Every frame of a moving scene carries its model sizes from capture: a check only picks them.
+    assert all(frame.prepared is not None for frame in watcher.recent_frames())
 
 
 async def test_heartbeat_rechecks_a_static_scene(hass: HomeAssistant, model_server: FakeModelServer) -> None:

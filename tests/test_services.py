@@ -340,7 +340,7 @@ async def test_evaluate_rule_gives_the_live_verdict(
     rule_id = next(sid for sid, sub in entry.subentries.items() if sub.subentry_type == SUBENTRY_RULE)
     watcher = next(iter(entry.runtime_data.watchers.values()))
     live: list[bool | None] = []
-    watcher.async_add_check_listener(lambda observation, _now: live.append(observation.rules.get(rule_id)))
+    watcher.events.verdicts.add(lambda verdicts, _reason, _now, _moving: live.append(verdicts.get(rule_id)))
     # The second check: the first may have run before the window filled up.
     await wait_for(lambda: len(live) >= 2)
     live_requests = list(model_server.chat_requests)

@@ -23,8 +23,8 @@ from .engine.backends.base import VisionBackend
 from .engine.backends.errors import BackendError, BadReply, InvalidAuth
 from .engine.backoff import Backoff
 from .engine.camera_state import PRESENCE_KEY, CameraState, CameraStateSettings
-from .engine.frames import FrameDecodeError, FramePlan
-from .engine.gate import ChangeGate, GateDecision
+from .engine.frames import FrameDecodeError, FramePlan, FrameVersions
+from .engine.gate import ChangeGate, GateDecision, thumbnail
 from .engine.parse import ReplyParseError
 from .engine.prompt import CheckSpec, RuleSpec
 from .engine.scheduling import FairLimiter
@@ -117,6 +117,8 @@ class CameraWatcher:
         self._backoff = Backoff(config.check_interval_s, max(BACKOFF_MAX_S, config.check_interval_s))
         self._source = create_source(hass, config)
         self._decision: GateDecision | None = None
+        # Frames in a row the gate found unchanged since the last check.
+        self._still_frames = 0
         self._loop_task: asyncio.Task[None] | None = None
         self._check_task: asyncio.Task[None] | None = None
         self._capture_task: asyncio.Task[Captured | None] | None = None
@@ -253,9 +255,18 @@ class CameraWatcher:
                 # A stream with no new frame since the last one: nothing to add, and nothing failed.
                 return
             taken_at, jpeg = captured
-            # One decode per frame, at capture: the gate's thumbnail and the sizes the model's window takes.
+            prepared: FrameVersions | None = None
             async with self._cpu_slots:
-                thumb, prepared = await self.hass.async_add_executor_job(prepare_capture, jpeg, self._plan)
+                if self._still_frames >= self.config.window_frames:
+                    # Still for a whole window: the model would not see this frame unless something moves,
+                    # so the gate's thumbnail is all it needs (the check that follows a change, or the
+                    # heartbeat's, sizes its window itself). A still room costs no more than before.
+                    thumb = await self.hass.async_add_executor_job(thumbnail, jpeg)
+                else:
+                    # One decode per frame: the gate's thumbnail and every size a check's window takes.
+                    thumb, prepared = await self.hass.async_add_executor_job(
+                        prepare_capture, jpeg, self._plan
+                    )
         except (CaptureError, FrameDecodeError, OSError) as err:
             self._camera_failed(str(err))
             return
@@ -268,6 +279,7 @@ class CameraWatcher:
         if self.config.motion_entity_id and self.hass.states.is_state(self.config.motion_entity_id, STATE_ON):
             self._gate.force()
         self._decision = self._gate.observe(thumb, time.monotonic())
+        self._still_frames = 0 if self._decision.changed else self._still_frames + 1
         self._camera_ok()
 
     @callback

@@ -95,7 +95,9 @@ class RealHomeAssistant(DevHomeAssistant):
     def __init__(self, config_dir: Path, port: int, cameras: Mapping[str, float]) -> None:
         """Prepare a camera per name, with its snapshot delay in seconds."""
         super().__init__(config_dir, port)
-        self.scenes = {name: SceneFolder(config_dir.parent / "scenes" / name.replace(" ", "_")) for name in cameras}
+        self.scenes = {
+            name: SceneFolder(config_dir.parent / "scenes" / name.replace(" ", "_")) for name in cameras
+        }
         self._delays = dict(cameras)
         self.token = ""
         self._session: aiohttp.ClientSession | None = None
@@ -149,7 +151,9 @@ class RealHomeAssistant(DevHomeAssistant):
             method, f"{self.url}{path}", json=body, headers={"Authorization": f"Bearer {self.token}"}
         ) as response:
             text = await response.text()
-            assert response.status == 200, f"{method} {path}: HTTP {response.status}: {text}\n{self.log_tail()}"
+            assert response.status == 200, (
+                f"{method} {path}: HTTP {response.status}: {text}\n{self.log_tail()}"
+            )
             return await response.json() if text else None
 
     async def ws(self, message_type: str, **fields: Any) -> Any:
@@ -206,7 +210,9 @@ class RealHomeAssistant(DevHomeAssistant):
         start = time.monotonic()
         while (current := await self.state(entity_id)) != wanted:
             if time.monotonic() - start > within:
-                raise AssertionError(f"{entity_id} is {current!r}, not {wanted!r}, after {within} s\n{self.log_tail()}")
+                raise AssertionError(
+                    f"{entity_id} is {current!r}, not {wanted!r}, after {within} s\n{self.log_tail()}"
+                )
             await asyncio.sleep(0.1)
         return time.monotonic() - start
 

@@ -139,7 +139,9 @@ async def _add_rule(ha: RealHomeAssistant, entry_id: str, name: str) -> str:
             "enabled": True,
         },
     )
-    (added,) = [sub["subentry_id"] for sub in await _subentries(ha, entry_id) if sub["subentry_id"] not in before]
+    (added,) = [
+        sub["subentry_id"] for sub in await _subentries(ha, entry_id) if sub["subentry_id"] not in before
+    ]
     return str(added)
 
 
@@ -226,4 +228,3 @@ async def test_waves_rules_and_reloads_through_a_real_home_assistant(
     log = ha.log_text()
     assert "Task exception was never retrieved" not in log
     assert not miloco_errors(log), miloco_errors(log)
-

@@ -12,8 +12,8 @@ import asyncio
 from dataclasses import dataclass, field
 import json
 import os
-import re
 from pathlib import Path
+import re
 import signal
 import subprocess
 import sys

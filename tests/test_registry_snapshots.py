@@ -37,7 +37,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {_plain(key): _plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     return value
@@ -71,10 +71,20 @@ class Placeholders:
         return text
 
 
+def device_owner(device: dr.DeviceEntry) -> tuple[str, str | None]:
+    """Return the config entry and subentry a device belongs to, the same way on both HA lines."""
+    # From 2026.x a device belongs to one entry (config_entry_id, config_subentry_id) and the old
+    # set-valued properties are deprecated (using them fails a test); 2025.4 has only the sets.
+    if (entry_id := getattr(device, "config_entry_id", None)) is not None:
+        return entry_id, device.config_subentry_id
+    ((entry_id, subentry_ids),) = device.config_entries_subentries.items()
+    (subentry_id,) = subentry_ids
+    return entry_id, subentry_id
+
+
 def device_summary(device: dr.DeviceEntry, name: Placeholders) -> dict[str, Any]:
     """Return the version-independent fields of a device that a user and an automation rely on."""
-    # config_entries_subentries ties the device to its subentry, so that HA removes it with the subentry.
-    subentries = getattr(device, "config_entries_subentries", {})
+    entry_id, subentry_id = device_owner(device)
     return {
         "name": device.name,
         "manufacturer": device.manufacturer,
@@ -82,10 +92,9 @@ def device_summary(device: dr.DeviceEntry, name: Placeholders) -> dict[str, Any]
         "entry_type": _plain(device.entry_type),
         "identifiers": sorted([domain, name(ident)] for domain, ident in device.identifiers),
         "via_device": name(device.via_device_id),
-        "config_entries": sorted(str(name(entry_id)) for entry_id in device.config_entries),
-        "subentries": {
-            str(name(entry_id)): sorted(str(name(sid)) for sid in sids) for entry_id, sids in subentries.items()
-        },
+        # The subentry owning the device is what makes HA remove it with the subentry.
+        "config_entry": name(entry_id),
+        "config_subentry": name(subentry_id),
         "disabled_by": _plain(device.disabled_by),
     }
 
@@ -142,11 +151,15 @@ async def entry(hass: HomeAssistant, model_server: FakeModelServer) -> MockConfi
     return entry
 
 
-async def test_camera_registry(hass: HomeAssistant, entry: MockConfigEntry, snapshot: SnapshotAssertion) -> None:
+async def test_camera_registry(
+    hass: HomeAssistant, entry: MockConfigEntry, snapshot: SnapshotAssertion
+) -> None:
     assert registry_summary(hass, entry, subentry_of(entry, SUBENTRY_CAMERA)) == snapshot
 
 
-async def test_rule_registry(hass: HomeAssistant, entry: MockConfigEntry, snapshot: SnapshotAssertion) -> None:
+async def test_rule_registry(
+    hass: HomeAssistant, entry: MockConfigEntry, snapshot: SnapshotAssertion
+) -> None:
     assert registry_summary(hass, entry, subentry_of(entry, SUBENTRY_RULE)) == snapshot
 
 

@@ -164,18 +164,25 @@ async def test_rule_registry(
 
 
 async def test_unticking_an_activity_live(
-    hass: HomeAssistant, entry: MockConfigEntry, snapshot: SnapshotAssertion
+    hass: HomeAssistant, entry: MockConfigEntry, model_server: FakeModelServer, snapshot: SnapshotAssertion
 ) -> None:
     camera_id = subentry_of(entry, SUBENTRY_CAMERA)
     before = registry_summary(hass, entry, camera_id)
+    device_before = find_device(hass, entry, camera_id)
+    models_asked = model_server.requests.count({"path": "/v1/models"})
+    assert models_asked >= 1  # the backend asks for the model list as it starts
     subentry = entry.subentries[camera_id]
     assert hass.config_entries.async_update_subentry(
         entry, subentry, data={**subentry.data, CONF_ACTIVITIES: ["reading"]}
     )
     await hass.async_block_till_done()
     after = registry_summary(hass, entry, camera_id)
-    # Only the unticked activity's entities went; the device and every other entity stayed as they were.
+    # Applied live: the backend did not start again (no new model list) and the device is the same one.
+    assert model_server.requests.count({"path": "/v1/models"}) == models_asked
+    device_after = find_device(hass, entry, camera_id)
+    assert device_before is not None and device_after is not None and device_after.id == device_before.id
+    # Only the unticked activity's registry entry went; the device and every other entity stayed as they were.
     assert after["device"] == before["device"]
     assert after["entities"] == [e for e in before["entities"] if not e["unique_id"].endswith("_watch_tv")]
-    assert len(after["entities"]) < len(before["entities"])
+    assert len(after["entities"]) == len(before["entities"]) - 1
     assert after == snapshot

@@ -17,11 +17,11 @@ from homeassistant.util import dt as dt_util
 from .asking import async_ask_holding_slot
 from .camera_config import CameraConfig
 from .camera_events import CameraEvents
+from .camera_failures import CameraFailures
 from .capture import Captured, CaptureError, create_source
-from .const import FAILURES_BEFORE_UNAVAILABLE, LOGGER
+from .const import LOGGER
 from .engine.backends.base import VisionBackend
-from .engine.backends.errors import BackendError, BadReply, InvalidAuth
-from .engine.backoff import Backoff
+from .engine.backends.errors import BackendError, BadReply
 from .engine.camera_state import PRESENCE_KEY, CameraState, CameraStateSettings
 from .engine.frames import FrameDecodeError, FramePlan, FrameVersions
 from .engine.gate import ChangeGate, GateDecision, thumbnail
@@ -38,10 +38,6 @@ __all__ = ["PRESENCE_KEY", "CameraWatcher", "WatcherStats"]
 # How long async_stop() waits for the loop and the check to end: a camera that swallows cancellation is
 # abandoned after this, never waited for.
 STOP_TIMEOUT_S: Final = 1.0
-# Failed checks back off exponentially from the check interval up to this, or longer when the server asks.
-BACKOFF_MAX_S: Final = 60.0
-# A refused key is retried this rarely while the reauth flow waits for the user.
-AUTH_RETRY_S: Final = 300.0
 
 
 @dataclass(slots=True)
@@ -114,7 +110,6 @@ class CameraWatcher:
         self._window = FrameWindow.for_checks_of(config.window_frames)
         self._plan = FramePlan(frames=config.window_frames, budget=config.token_budget)
         self._gate = ChangeGate(config.change_threshold)
-        self._backoff = Backoff(config.check_interval_s, max(BACKOFF_MAX_S, config.check_interval_s))
         self._source = create_source(hass, config)
         self._decision: GateDecision | None = None
         # Frames in a row the gate found unchanged since the last check.
@@ -127,14 +122,12 @@ class CameraWatcher:
         self._next_skip_count = 0.0
         self._last_check_at: float | None = None
         self._busy_counted = False
-        self._camera_failures = 0
-        self._model_failures = 0
-        self._unexpected_logged = False
+        self.failures = CameraFailures(config.camera_entity_id, config.check_interval_s, self.events, health)
 
     @property
     def available(self) -> bool:
         """Return False while the camera or the model keeps failing."""
-        return max(self._camera_failures, self._model_failures) < FAILURES_BEFORE_UNAVAILABLE
+        return self.failures.available
 
     @property
     def running(self) -> bool:
@@ -179,7 +172,7 @@ class CameraWatcher:
 
     async def async_stop(self) -> None:
         """Stop capturing and abandon any check in flight, within STOP_TIMEOUT_S whatever the camera does."""
-        self._stopping = True
+        self._stopping = self.failures.stopping = True
         tasks = [
             task
             for task in (self._loop_task, self._check_task, self._capture_task)
@@ -216,7 +209,7 @@ class CameraWatcher:
                 self._after_frame(time.monotonic())
             except Exception:
                 # A bug here must not end the camera's loop silently.
-                self._log_unexpected("handling a frame")
+                self.failures.log_unexpected("handling a frame")
             next_frame += period
             delay = next_frame - time.monotonic()
             if delay < 0:
@@ -268,19 +261,19 @@ class CameraWatcher:
                         prepare_capture, jpeg, self._plan
                     )
         except (CaptureError, FrameDecodeError, OSError) as err:
-            self._camera_failed(str(err))
+            self.failures.capture_failed(str(err))
             return
         except Exception as err:
             # Any other camera or decoder fault is a failed capture too.
-            self._log_unexpected("capturing a frame")
-            self._camera_failed(type(err).__name__)
+            self.failures.log_unexpected("capturing a frame")
+            self.failures.capture_failed(type(err).__name__)
             return
         self._window.add(Frame(taken_at, jpeg, thumb, prepared))
         if self.config.motion_entity_id and self.hass.states.is_state(self.config.motion_entity_id, STATE_ON):
             self._gate.force()
         self._decision = self._gate.observe(thumb, time.monotonic())
         self._still_frames = 0 if self._decision.changed else self._still_frames + 1
-        self._camera_ok()
+        self.failures.capture_ok()
 
     @callback
     def _after_frame(self, now: float) -> None:
@@ -345,15 +338,15 @@ class CameraWatcher:
         try:
             answer = await async_ask_holding_slot(self._backend, self._cpu_slots, self.config, spec, frames)
         except BackendError as err:
-            self._model_failed(err)
+            self._check_failed(err)
             return
         except (ReplyParseError, FrameDecodeError) as err:
-            self._model_failed(BadReply(str(err)))
+            self._check_failed(BadReply(str(err)))
             return
         except Exception as err:
             # An odd frame or reply must cost one check, never the loop (nor an unretrieved task error).
-            self._log_unexpected("checking the frames")
-            self._model_failed(BadReply(type(err).__name__))
+            self.failures.log_unexpected("checking the frames")
+            self._check_failed(BadReply(type(err).__name__))
             return
         finally:
             self._limiter.release(self.subentry_id)
@@ -367,80 +360,21 @@ class CameraWatcher:
         self.stats.last_latency_s = answer.latency_s
         self.stats.last_image_tokens = answer.image_tokens
         self.stats.last_reason = answer.observation.reason
-        self._model_ok()
+        self.failures.check_ok()
         self.key_frames.set_check_frame(frames[-1].jpeg)
         now = time.monotonic()
         changes = self.state.answered(answer.observation, now, window_end=frames[-1].timestamp, moving=moving)
         self.events.publish(changes, reason=answer.observation.reason, now=now)
 
     @callback
-    def _log_unexpected(self, doing: str) -> None:
-        """Log an unexpected error with its traceback, once per watcher (a persistent fault must not spam)."""
+    def _check_failed(self, err: BackendError) -> None:
+        """Count a failed check, and put the next one off by the back-off (or the server's Retry-After)."""
         if self._stopping:
+            # The backend closes under a check abandoned by a stop: not the model's fault.
             return
-        level = LOGGER.debug if self._unexpected_logged else LOGGER.warning
-        self._unexpected_logged = True
-        level(
-            "Unexpected error while %s on %s; counted as a failure",
-            doing,
-            self.config.camera_entity_id,
-            exc_info=True,
-        )
-
-    @callback
-    def _camera_failed(self, reason: str) -> None:
-        """Count a failed capture; the camera's entities go unavailable after a few in a row."""
-        if self._stopping:
-            return
-        was_available = self.available
-        self._camera_failures += 1
-        if was_available and not self.available:
-            LOGGER.warning("Camera %s gives no images: %s", self.config.camera_entity_id, reason)
-            self.events.availability(False)
-            self.events.state()
-
-    @callback
-    def _camera_ok(self) -> None:
-        """Reset the capture failure streak."""
-        recovered = self._camera_failures >= FAILURES_BEFORE_UNAVAILABLE
-        self._camera_failures = 0
-        if recovered:
-            LOGGER.info("Camera %s gives images again", self.config.camera_entity_id)
-            self.events.state()
-
-    @callback
-    def _model_failed(self, err: BackendError) -> None:
-        """Count a failed check and back off before the next; the entities go unavailable after a few."""
-        if self._stopping:
-            # The backend closes under a check abandoned by async_stop(): not the model's fault.
-            return
-        was_available = self.available
         self.stats.failures += 1
-        self._model_failures += 1
-        wait = self._backoff.failed(getattr(err, "retry_after", None))
-        if isinstance(err, InvalidAuth):
-            # The key will not start working by itself: unavailable now, and no hammering meanwhile.
-            self._model_failures = max(self._model_failures, FAILURES_BEFORE_UNAVAILABLE)
-            wait = AUTH_RETRY_S
-        self._health.record_failure(err)
+        wait = self.failures.check_failed(err)
         self._next_check = max(self._next_check, time.monotonic() + wait)
-        if was_available and not self.available:
-            LOGGER.warning(
-                "Miloco cannot analyse %s: the model backend fails (%s)",
-                self.config.camera_entity_id,
-                err.reason,
-            )
-            self.events.availability(False)
-        self.events.state()
-
-    @callback
-    def _model_ok(self) -> None:
-        """Reset the check failure streak and the back-off."""
-        if self._model_failures >= FAILURES_BEFORE_UNAVAILABLE:
-            LOGGER.info("Miloco analyses %s again", self.config.camera_entity_id)
-        self._model_failures = 0
-        self._backoff.succeeded()
-        self._health.record_success()
 
 
 def _consume_outcome(task: asyncio.Task[Any]) -> None:

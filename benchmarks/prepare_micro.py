@@ -156,7 +156,9 @@ def render(micro: dict[str, Any] | None) -> list[str]:
     lines += [
         "",
         "The check's path is what a check waits for before its request can go out; capture work happens "
-        "between checks, as frames arrive, and a static room (the gate shut) still pays it for every frame.",
+        "between checks, as frames arrive. A scene still for a whole window gets only its thumbnail at capture "
+        "(the watcher skips the model sizes until something moves), so a static room does not pay the per-frame "
+        "column.",
         "",
     ]
     return lines

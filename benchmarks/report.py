@@ -271,11 +271,11 @@ def _findings(results: dict[str, Any]) -> list[str]:
             f"- **A static room costs ours more CPU than the reference** "
             f"({_fmt(static['ours']['cpu_s_per_camera_hour_net'], 1)} against "
             f"{_fmt(static['reference']['cpu_s_per_camera_hour_net'], 1)} CPU s per camera-hour net of idle): ours "
-            "decodes every frame once (2 fps, `engine/window.py` `prepare_capture`, in the executor) into its "
-            "gate thumbnail and the sizes a check would send, and compares the thumbnail on the event loop "
-            "(`ChangeGate.observe`), where the reference hashes two frames every 2 s. Preparing the model sizes "
-            "of frames the gate then keeps from the model is the price of checks that start with nothing left "
-            "to resize; it buys the detection of motion between checks and the short overhead per check."
+            "decodes every frame (2 fps, in the executor) into its gate thumbnail and compares it on the event "
+            "loop (`ChangeGate.observe`), where the reference hashes two frames every 2 s. A scene still for a "
+            "whole window gets only that thumbnail (the model sizes of `engine/window.py` `prepare_capture` are "
+            "made only while something moves), so a still room no longer pays for checks it does not ask; "
+            "looking at every frame buys the detection of motion between checks."
         )
     busy = results["matrix"].get("busy", {}).get("ours")
     if busy and busy.get("model_s_per_check"):
@@ -451,13 +451,10 @@ def _mixed(results: dict[str, Any]) -> list[str]:
         )
     lines += [
         "",
-        '"skipped busy" counts checks the fair limiter refused although few requests were in flight: '
-        "`engine/scheduling.py:46-48` (`FairLimiter.try_acquire`) makes a camera served in the current "
-        "round wait for every camera that asked in the last 5 s (`contender_ttl_s`), including cameras that "
-        "were served and then stopped asking because their gate closed. A quiet camera thus holds a busy "
-        "one back for up to 5 s after its last check. Counting as waiting only the cameras that were "
-        "refused since their last service (or enforcing rounds only when every slot is taken) would keep "
-        "the fairness and drop these skips.",
+        '"skipped busy" counts due checks the fair limiter refused: every slot was taken, or the camera had '
+        "its turn in this round while another camera refused since its last service still waits for one "
+        "(`engine/scheduling.py`, `FairLimiter.try_acquire`). A refused check stays due and runs at the next "
+        "frame that finds a slot, with newer frames.",
         "",
     ]
     return lines

@@ -6,13 +6,12 @@ from collections.abc import AsyncGenerator, Generator
 import contextlib
 import os
 from pathlib import Path
-import socket
 
 import aiohttp
 from playwright.async_api import Error as PlaywrightError, async_playwright
 import pytest
 
-from .home_assistant import PASSWORD, USERNAME, DevHomeAssistant
+from .home_assistant import PASSWORD, USERNAME, DevHomeAssistant, free_port
 from .ui import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Ui
 
 _FAILED = pytest.StashKey[bool]()
@@ -52,17 +51,10 @@ async def _diagnose(driver: Ui, name: str) -> None:
         print(f"screenshot of the failure: {path}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @pytest.fixture
 async def dev_ha(socket_enabled: None, tmp_path: Path) -> AsyncGenerator[DevHomeAssistant]:
     """Run a development Home Assistant on a free loopback port, onboarded (owner account created)."""
-    ha = DevHomeAssistant(tmp_path / "config", _free_port())
+    ha = DevHomeAssistant(tmp_path / "config", free_port())
     ha.write_config()
     ha.start()
     try:

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from typing import Any
 
 from playwright.async_api import expect
 
 from ..model_server import FakeModelServer, Reply
-from .home_assistant import DevHomeAssistant, miloco_errors
+from .home_assistant import DevHomeAssistant, free_port, miloco_errors
 from .ui import TRANSLATIONS, Ui
 
 CAMERA = "Demo camera"
@@ -69,14 +68,6 @@ class WavingModel:
         return Reply(content=json.dumps(answer))
 
 
-def _closed_port() -> int:
-    """Return a loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def add_backend(ui: Ui, model_server: FakeModelServer) -> None:
     """Add the integration with the remote-server option, pointed at the scripted model server."""
     page = ui.page
@@ -94,7 +85,7 @@ async def add_backend(ui: Ui, model_server: FakeModelServer) -> None:
     await remote.click()
 
     url = dialog.get_by_role("textbox", name=CONFIG["step"]["remote"]["data"]["url"])
-    await url.fill(f"http://127.0.0.1:{_closed_port()}")
+    await url.fill(f"http://127.0.0.1:{free_port()}")
     await dialog.get_by_role("button", name="Submit").click()
     await dialog.get_by_text(CONFIG["error"]["cannot_connect"]).wait_for()
     await ui.checkpoint("server-unreachable")

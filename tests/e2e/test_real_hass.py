@@ -14,7 +14,6 @@ from collections.abc import AsyncGenerator
 import io
 import json
 from pathlib import Path
-import socket
 import time
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from ..browser.home_assistant import miloco_errors
+from ..browser.home_assistant import free_port, miloco_errors
 from ..model_server import FakeModelServer, Reply
 from .real_hass import HAND, RealHomeAssistant
 
@@ -75,17 +74,10 @@ class WindowModel:
         return Reply(content=json.dumps(answer))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @pytest.fixture
 async def real_hass(socket_enabled: None, tmp_path: Path) -> AsyncGenerator[RealHomeAssistant]:
     """Run a real Home Assistant with the two folder cameras, onboarded and logged in."""
-    ha = RealHomeAssistant(tmp_path / "config", _free_port(), CAMERAS)
+    ha = RealHomeAssistant(tmp_path / "config", free_port(), CAMERAS)
     ha.write_config()
     ha.start()
     try:

@@ -244,6 +244,23 @@ async def test_a_rule_is_added_edited_and_removed_without_a_reload(
     assert "unavailable" not in hall_states
 
 
+async def test_a_rule_added_in_a_still_room_is_asked_at_once(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    model_server.default_reply = answer()
+    camera = SceneCamera("Living room", static_room())
+    # No heartbeat: in a still room nothing but a new question can start a check.
+    entry = await watch(hass, model_server, camera, heartbeat=0)
+    await wait_for(lambda: len(_rules_asked(model_server, 0)) == 1)
+    served = camera.images_served
+    await wait_for(lambda: camera.images_served >= served + 5)
+    assert len(_rules_asked(model_server, 0)) == 1
+
+    await _flow(hass, entry, SUBENTRY_RULE, _rule_form(["camera.living_room"]))
+    # The unchanged scene is asked about the new rule at the next frame, not at the next change.
+    await wait_for(lambda: ["r1"] in _rules_asked(model_server, 0), within=3)
+
+
 async def test_a_camera_is_added_changed_and_removed_without_touching_the_other(
     hass: HomeAssistant, model_server: FakeModelServer, two_cameras: MockConfigEntry
 ) -> None:

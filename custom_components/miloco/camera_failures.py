@@ -76,7 +76,7 @@ class CameraFailures:
 
     @callback
     def check_failed(self, err: BackendError) -> float:
-        """Count a failed check; return how many seconds the next one must wait."""
+        """Count a failed check; return how many seconds the next one must wait (the caller tells the entities)."""
         was_available = self.available
         self._checks += 1
         wait = self._backoff.failed(err.retry_after)
@@ -90,7 +90,6 @@ class CameraFailures:
                 "Miloco cannot analyse %s: the model backend fails (%s)", self._camera_entity_id, err.reason
             )
             self._events.availability(False)
-        self._events.state()
         return wait
 
     @callback

@@ -158,6 +158,12 @@ async def async_apply_subentry_changes(hass: HomeAssistant, entry: MilocoConfigE
                     runtime.async_add_entities_of(subentry_id, hook)
                 if (watcher := runtime.watchers.get(subentry_id)) is not None:
                     watcher.async_start()
+                if (rule := runtime.rules.get(subentry_id)) is not None:
+                    # A new question about an unchanged scene is news: its cameras ask at their next frame
+                    # instead of waiting for a change or the heartbeat, so the rule has a verdict at once.
+                    for camera in runtime.watchers.values():
+                        if camera.config.camera_entity_id in rule.config.cameras:
+                            camera.ask_soon()
             _forget_dropped_entities(hass, before - _unique_ids(runtime, subentry_id))
             LOGGER.debug("Applied the change of subentry %s without a reload", subentry_id)
         runtime.subentries = current

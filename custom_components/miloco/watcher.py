@@ -151,6 +151,11 @@ class CameraWatcher:
         return len(self._window), self._window.capacity
 
     @callback
+    def ask_soon(self) -> None:
+        """Check at the next frame even if the scene did not change (a rule about it was added or changed)."""
+        self._gate.force()
+
+    @callback
     def set_rule_provider(self, provider: RuleProvider) -> None:
         """Ask, at every check, which enabled rules this camera judges (a switch changes them at once)."""
         self._rule_provider = provider
@@ -375,6 +380,7 @@ class CameraWatcher:
         self.stats.failures += 1
         wait = self.failures.check_failed(err)
         self._next_check = max(self._next_check, time.monotonic() + wait)
+        self.events.state()
 
 
 def _consume_outcome(task: asyncio.Task[Any]) -> None:

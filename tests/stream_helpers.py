@@ -71,24 +71,35 @@ class LiveStream:
         return f"http://127.0.0.1:{self.port}/live.ts"
 
     def start(self) -> None:
-        """Start ffmpeg and wait until it listens."""
-        self._process = subprocess.Popen(
-            [
-                ffmpeg_binary(),
-                *("-hide_banner", "-loglevel", "error", "-nostdin"),
-                *("-re", "-stream_loop", "-1", "-i", str(self.clip)),
-                *("-c", "copy", "-f", "mpegts", "-listen", "1", self.url),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 5
-        while not _listening(self.port):
-            if self._process.poll() is not None or time.monotonic() > deadline:
+        """Start ffmpeg and wait until it listens.
+
+        A restart on the same port (a camera coming back) can find the port still held by the connection of
+        the ffmpeg just killed; ffmpeg then exits at once, so it is started again until the port is free.
+        """
+        deadline = time.monotonic() + 15
+        while True:
+            self._process = subprocess.Popen(
+                [
+                    ffmpeg_binary(),
+                    *("-hide_banner", "-loglevel", "error", "-nostdin"),
+                    *("-re", "-stream_loop", "-1", "-i", str(self.clip)),
+                    *("-c", "copy", "-f", "mpegts", "-listen", "1", self.url),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            while not _listening(self.port) and self._process.poll() is None:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise AssertionError("ffmpeg did not start listening")
+                time.sleep(0.01)
+            if self._process.poll() is None:
+                return
+            if time.monotonic() > deadline:
                 self.stop()
                 raise AssertionError("ffmpeg did not start listening")
-            time.sleep(0.01)
+            time.sleep(0.2)
 
     def stop(self) -> None:
         """Kill ffmpeg (a camera that drops off the network) and reap it."""

@@ -11,8 +11,9 @@ import pytest
 # custom_components package instead of the harness's own (see docs/development.md).
 from custom_components.miloco.const import DOMAIN
 
-from .llama_server import KINDS, LlamaServer, cpp_server_skip_reason, free_port, make_server
+from .llama_server import KINDS, LlamaServer, cpp_server_skip_reason, make_server
 from .model_server import FakeModelServer
+from .ports import free_port
 
 assert DOMAIN == "miloco"
 

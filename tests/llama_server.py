@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -31,13 +30,6 @@ KINDS = ("python", "cpp")
 # One thread: ggml's threads spin-wait for each other, and on a shared two-core machine (CI, the test suites
 # running side by side) two of them stall each other: a tiny request then took 1 s instead of 0.3 s.
 THREADS = "1"
-
-
-def free_port() -> int:
-    """Return a loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _os_release() -> dict[str, str]:

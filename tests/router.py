@@ -7,11 +7,12 @@ import csv
 import io
 from pathlib import Path
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
+
+from .ports import free_port
 
 # Debian installs it in /usr/sbin, which a non-root PATH may lack; scripts/test installs the package.
 _HAPROXY_PATHS = ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy")
@@ -26,13 +27,6 @@ def haproxy_binary() -> str:
             "haproxy is not installed: run the tests with scripts/test, which installs Debian's haproxy"
         )
     return found
-
-
-def free_port() -> int:
-    """Return a loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def haproxy_config(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 import shutil
-import socket
 import subprocess
 import time
 
 import av
 from PIL import Image, ImageDraw
 import pytest
+
+from .ports import free_port
 
 CLIP_SIZE = (320, 180)
 CLIP_FPS = 32
@@ -31,13 +32,6 @@ def make_clip(path: Path, frames: int = 64) -> Path:
             output.mux(stream.encode(av.VideoFrame.from_image(image)))
         output.mux(stream.encode())
     return path
-
-
-def free_port() -> int:
-    """Return a loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ffmpeg_binary() -> str:

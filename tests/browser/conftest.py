@@ -11,7 +11,8 @@ import aiohttp
 from playwright.async_api import Error as PlaywrightError, async_playwright
 import pytest
 
-from .home_assistant import PASSWORD, USERNAME, DevHomeAssistant, free_port
+from ..ports import free_port
+from .home_assistant import PASSWORD, USERNAME, DevHomeAssistant
 from .ui import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Ui
 
 _FAILED = pytest.StashKey[bool]()

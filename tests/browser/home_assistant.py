@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -230,11 +229,3 @@ def miloco_errors(log: str) -> list[str]:
         for record in records
         if re.match(r"\S+ \S+ (ERROR|CRITICAL) ", record) and "miloco" in record.lower()
     ]
-
-
-def free_port() -> int:
-    """Return a loopback port that nothing listens on at the moment."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port

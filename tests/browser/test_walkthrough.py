@@ -21,7 +21,8 @@ from typing import Any
 from playwright.async_api import expect
 
 from ..model_server import FakeModelServer, Reply
-from .home_assistant import DevHomeAssistant, free_port, miloco_errors
+from ..ports import free_port
+from .home_assistant import DevHomeAssistant, miloco_errors
 from .ui import TRANSLATIONS, Ui
 
 CAMERA = "Demo camera"

@@ -22,7 +22,8 @@ from custom_components.miloco.engine.stream import (
     redact_url,
 )
 
-from ..stream_helpers import LiveStream, free_port, make_clip
+from ..ports import free_port
+from ..stream_helpers import LiveStream, make_clip
 
 type Frames = list[tuple[float, bytes]]
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import shutil
 import subprocess
 import time
+from typing import Final
 
 import av
 from PIL import Image, ImageDraw
@@ -42,12 +43,23 @@ def ffmpeg_binary() -> str:
     return binary
 
 
-def _listening(port: int) -> bool:
-    """Return True when something listens on 127.0.0.1:port (read from the kernel: connecting would
-    take ffmpeg's one client slot)."""
+# /proc/net/tcp's socket states: listening, and connected.
+_LISTEN: Final = "0A"
+_ESTABLISHED: Final = "01"
+
+
+def _serving(port: int) -> bool:
+    """Return True when a socket on 127.0.0.1:port listens or already serves a client.
+
+    Read from the kernel: connecting would take ffmpeg's one client slot. A served client counts too:
+    ffmpeg closes its listening socket once it accepts its one client, and the reader, retrying, can
+    connect between two looks.
+    """
     wanted = f"0100007F:{port:04X}"
     lines = Path("/proc/net/tcp").read_text(encoding="ascii").splitlines()[1:]
-    return any(line.split()[1] == wanted and line.split()[3] == "0A" for line in lines)
+    return any(
+        line.split()[1] == wanted and line.split()[3] in (_LISTEN, _ESTABLISHED) for line in lines
+    )
 
 
 class LiveStream:
@@ -83,7 +95,7 @@ class LiveStream:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            while not _listening(self.port) and self._process.poll() is None:
+            while not _serving(self.port) and self._process.poll() is None:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise AssertionError("ffmpeg did not start listening")

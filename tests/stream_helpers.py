@@ -57,9 +57,7 @@ def _serving(port: int) -> bool:
     """
     wanted = f"0100007F:{port:04X}"
     lines = Path("/proc/net/tcp").read_text(encoding="ascii").splitlines()[1:]
-    return any(
-        line.split()[1] == wanted and line.split()[3] in (_LISTEN, _ESTABLISHED) for line in lines
-    )
+    return any(line.split()[1] == wanted and line.split()[3] in (_LISTEN, _ESTABLISHED) for line in lines)
 
 
 class LiveStream:

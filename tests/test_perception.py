@@ -78,11 +78,12 @@ async def test_a_static_scene_costs_no_model_calls(
     model_server.default_reply = answer(activities=("reading",))
     camera = SceneCamera("Living room", static_room())
     entry = await watch(hass, model_server, camera)
-    await wait_for(lambda: camera.images_served >= 30)
+    await wait_for(lambda: camera.images_served >= 50)
     # One check establishes the scene; after that an unchanged picture asks nothing.
     assert len(model_server.chat_requests) == 1
     watcher = next(iter(entry.runtime_data.watchers.values()))
-    assert watcher.stats.skipped_by_gate >= 4
+    # 5 s still at 10 fps: a skip is counted (and the states refreshed) every 2 s, not at every frame.
+    assert 2 <= watcher.stats.skipped_by_gate <= 5
     # No change, no news: the reader is still reading long after the 1 s hold time.
     assert hass.states.get("binary_sensor.living_room_reading").state == STATE_ON
     # Nor does it cost the model's frame sizes: still for a whole window, a frame gets only its thumbnail.

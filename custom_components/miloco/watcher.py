@@ -38,6 +38,9 @@ __all__ = ["PRESENCE_KEY", "CameraWatcher", "WatcherStats"]
 # How long async_stop() waits for the loop and the check to end: a camera that swallows cancellation is
 # abandoned after this, never waited for.
 STOP_TIMEOUT_S: Final = 1.0
+# A still scene's skip is counted, and its states refreshed, at most this often: a short check interval
+# must not turn a still room into a stream of state writes.
+STILL_REPORT_S: Final = 2.0
 
 
 @dataclass(slots=True)
@@ -122,6 +125,8 @@ class CameraWatcher:
         self._next_skip_count = 0.0
         self._last_check_at: float | None = None
         self._busy_counted = False
+        # A rule changed while a check was in flight: that check asked the old rules, so ask again after it.
+        self._ask_after_check = False
         self.failures = CameraFailures(config.camera_entity_id, config.check_interval_s, self.events, health)
 
     @property
@@ -154,6 +159,8 @@ class CameraWatcher:
     def ask_soon(self) -> None:
         """Check at the next frame even if the scene did not change (a rule about it was added or changed)."""
         self._gate.force()
+        if self.checking:
+            self._ask_after_check = True
 
     @callback
     def set_rule_provider(self, provider: RuleProvider) -> None:
@@ -296,20 +303,45 @@ class CameraWatcher:
         if self._stopping or now < self._next_check or self._decision is None:
             return
         if self.checking:
-            self._count_busy()
+            # Not a busy backend: the check in flight starts the next one when it answers, if still needed.
             return
         heartbeat_due = self.config.heartbeat_s > 0 and (
             self._last_check_at is None or now - self._last_check_at >= self.config.heartbeat_s
         )
         if not (self._decision.changed or heartbeat_due):
             # No change, no news. The check stays due: a change in the very next frame is checked at once
-            # instead of an interval later. The skip is counted (and the states refreshed) once per interval.
+            # instead of an interval later. The skip is counted (and the states refreshed) now and then.
             if now >= self._next_skip_count:
-                self._next_skip_count = now + self.config.check_interval_s
+                self._next_skip_count = now + max(self.config.check_interval_s, STILL_REPORT_S)
                 self.stats.skipped_by_gate += 1
                 self.events.publish(self.state.unchanged(now), reason=None, now=now)
                 self.events.state()
             return
+        self._start_check(now, moving=self._decision.changed)
+
+    @callback
+    def _start_next_check(self, checked: Frame) -> None:
+        """Start the next check as soon as one answers, while the scene keeps changing (work-conserving).
+
+        Only when a newer frame than the checked one moved, the interval (a minimum the user can raise) has
+        passed and the limiter gives a slot: a still scene, or a backend shared with waiting cameras, gets
+        no extra request. Otherwise the next frame decides, as usual.
+        """
+        now = time.monotonic()
+        newest = self._window.newest
+        if (
+            self._stopping
+            or now < self._next_check
+            or newest is None
+            or newest.timestamp <= checked.timestamp
+            or not self._gate.changed_since_check
+        ):
+            return
+        self._start_check(now, moving=True)
+
+    @callback
+    def _start_check(self, now: float, *, moving: bool) -> None:
+        """Start a check of the newest window if the limiter gives a slot; a refused check stays due."""
         spec = replace(self._base_spec, rules=self._rule_provider())
         if spec.is_empty:
             # Only rules asked for this camera, and all of them are switched off.
@@ -319,12 +351,16 @@ class CameraWatcher:
             # Skipped, not queued: the next frame tries again with newer frames.
             self._count_busy()
             return
-        self._busy_counted = False
-        self._next_check = self._next_skip_count = now + self.config.check_interval_s
+        self._busy_counted = self._ask_after_check = False
+        self._next_check = now + self.config.check_interval_s
+        self._next_skip_count = now + max(self.config.check_interval_s, STILL_REPORT_S)
         self._last_check_at = now
+        frames = self.recent_frames()
+        if frames[-1].thumb is not None:
+            self._gate.check_started(frames[-1].thumb)
         self._check_task = self.entry.async_create_background_task(
             self.hass,
-            self._async_check(spec, self.recent_frames(), self._decision.changed),
+            self._async_check(spec, frames, moving),
             f"miloco check {self.config.camera_entity_id}",
         )
 
@@ -360,6 +396,9 @@ class CameraWatcher:
             return
         if frames[-1].thumb is not None:
             self._gate.mark_checked(frames[-1].thumb)
+        if self._ask_after_check:
+            self._ask_after_check = False
+            self._gate.force()
         self.stats.checks += 1
         self.stats.last_analysis = dt_util.utcnow()
         self.stats.last_latency_s = answer.latency_s
@@ -370,6 +409,7 @@ class CameraWatcher:
         now = time.monotonic()
         changes = self.state.answered(answer.observation, now, window_end=frames[-1].timestamp, moving=moving)
         self.events.publish(changes, reason=answer.observation.reason, now=now)
+        self._start_next_check(frames[-1])
 
     @callback
     def _check_failed(self, err: BackendError) -> None:

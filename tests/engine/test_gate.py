@@ -222,6 +222,46 @@ def test_motion_that_returns_is_latched_until_checked(still: Any) -> None:
     assert not change_gate.observe(still, 1.5).changed
 
 
+def test_a_wave_during_a_check_asks_for_the_next_one(still: Any) -> None:
+    change_gate = gate.ChangeGate()
+    change_gate.observe(still, 0.0)
+    change_gate.check_started(still)
+    hand = _thumb(blob=(420, 120), radius=_blob_radius(0.02))
+    change_gate.observe(hand, 0.5)
+    # The hand is down again before the answer: the scene equals the checked frame, yet it moved since.
+    change_gate.observe(still, 1.0)
+    change_gate.mark_checked(still)
+    assert change_gate.changed_since_check
+    assert change_gate.observe(still, 1.5).changed
+
+
+def test_a_scene_still_during_a_check_asks_nothing_more(still: Any) -> None:
+    change_gate = gate.ChangeGate()
+    change_gate.observe(still, 0.0)
+    change_gate.mark_checked(still)
+    # Someone walked in: the check's window shows it ...
+    arrived = _thumb(blob=(200, 180), radius=_blob_radius(0.08))
+    assert change_gate.observe(arrived, 0.5).changed
+    change_gate.check_started(arrived)
+    # ... and nothing moved while it ran: its answer covers the scene, so the gate shuts.
+    change_gate.observe(arrived, 1.0)
+    change_gate.mark_checked(arrived)
+    assert not change_gate.changed_since_check
+    assert not change_gate.observe(arrived, 1.5).changed
+
+
+def test_a_failed_check_keeps_its_change_latched(still: Any) -> None:
+    change_gate = gate.ChangeGate()
+    change_gate.observe(still, 0.0)
+    change_gate.mark_checked(still)
+    arrived = _thumb(blob=(200, 180), radius=_blob_radius(0.08))
+    change_gate.observe(arrived, 0.5)
+    change_gate.check_started(arrived)
+    # No answer (the check failed): the change it was asked about still opens the gate.
+    assert change_gate.observe(arrived, 1.0).changed
+    assert change_gate.changed_since_check
+
+
 def test_force_until_next_check(still: Any) -> None:
     change_gate = gate.ChangeGate()
     change_gate.observe(still, 0.0)

@@ -141,6 +141,9 @@ class ChangeGate:
         self._reference: Thumb | None = None
         self._previous: Thumb | None = None
         self._since_check = 0.0
+        # The newest thumb of the check in flight, and how far frames seen since moved from it.
+        self._check_base: Thumb | None = None
+        self._since_base = 0.0
         self._force_pending = False
         self._forced_until = -math.inf
 
@@ -151,12 +154,13 @@ class ChangeGate:
 
     def observe(self, thumb: Thumb, now: float) -> GateDecision:
         """Take the newest frame's thumb and return whether a check should run now."""
-        reference, previous = self._reference, self._previous
+        reference, previous, base = self._reference, self._previous, self._check_base
         self._previous = thumb
-        score = change_score(reference, thumb) if reference is not None else 1.0
-        if previous is not None:
-            score = max(score, change_score(previous, thumb))
+        step = change_score(previous, thumb) if previous is not None else 0.0
+        score = max(step, change_score(reference, thumb) if reference is not None else 1.0)
         self._since_check = max(self._since_check, score)
+        if base is not None:
+            self._since_base = max(self._since_base, step, change_score(base, thumb))
         if self._force_pending or now <= self._forced_until:
             return GateDecision(True, self._since_check, GateReason.FORCED)
         if reference is None:
@@ -165,10 +169,26 @@ class ChangeGate:
             return GateDecision(True, self._since_check, GateReason.CHANGED)
         return GateDecision(False, self._since_check, GateReason.STATIC)
 
+    @property
+    def changed_since_check(self) -> bool:
+        """Return True when the frames seen since the last check changed enough for another one."""
+        return self._force_pending or self._since_check >= self._threshold
+
+    def check_started(self, thumb: Thumb) -> None:
+        """Record that a check of a window ending with this thumb started (its answer comes later)."""
+        self._check_base = thumb
+        self._since_base = 0.0
+
     def mark_checked(self, thumb: Thumb) -> None:
-        """Record that a model check ran on a window ending with this thumb."""
+        """Record that a model check answered about a window ending with this thumb.
+
+        A change seen while the check ran (even a wave over before it answered) is newer than its window:
+        it stays latched, so that it asks for the next check.
+        """
+        self._since_check = self._since_base if self._check_base is thumb else 0.0
         self._reference = thumb
-        self._since_check = 0.0
+        self._check_base = None
+        self._since_base = 0.0
         self._force_pending = False
 
     def force(self, until: float | None = None) -> None:
@@ -182,4 +202,5 @@ class ChangeGate:
         """Forget every thumb (e.g. after the camera reconnects): the next frame opens the gate."""
         self._reference = None
         self._previous = None
-        self._since_check = 0.0
+        self._check_base = None
+        self._since_check = self._since_base = 0.0

@@ -405,8 +405,8 @@ def _work_conserving(results: dict[str, Any]) -> list[str]:
         gain = row["latency_p50_gain_ms"]
         lines.append(
             f"| {scenario} | {_fmt(ours['requests_per_camera_hour'])} | {_fmt(before['requests_per_camera_hour'])} "
-            f"| {_times(row['requests_ratio'])} | {'–' if added is None else f'{added:+,.0f}'} "
-            f"| {latency(ours)} | {latency(before)} | {'–' if gain is None else f'{gain:+,.0f}'} "
+            f"| {_times(row['requests_ratio'])} | {'–' if added is None else f'{round(added):+,}'} "
+            f"| {latency(ours)} | {latency(before)} | {'–' if gain is None else f'{round(gain):+,}'} "
             f"| {_fmt(ours['skipped_busy'])} / {_fmt(before['skipped_busy'])} |"
         )
     static = results["matrix"].get("static", {}).get("ours") or {}

@@ -164,7 +164,7 @@ class Settings:
 def default_plan(
     warmup_s: float = 3.0, duration_s: float = 16.0, target_s: float = 45.0, wave_s: float = 40.0
 ) -> Plan:
-    """Return the default run (about 10 minutes).
+    """Return the default run (about 12 minutes on two cores).
 
     - idle: Home Assistant with the cameras and nothing watching them (the CPU and lag floor);
     - the scenario table: every scenario × policy at 4 cameras × 5 rules, one phase each; where the scene

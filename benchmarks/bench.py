@@ -68,8 +68,8 @@ from custom_components.miloco.settings import CHECK_INTERVAL, HEARTBEAT
 
 REPO: Final = Path(__file__).resolve().parent.parent
 POLICIES: Final = ("ours", "ours-tick", "reference", "naive")
-# The scenario table's policies everywhere; ours-tick only where the scene keeps changing (WAVE_SCENARIOS).
-BASELINE_POLICIES: Final = ("ours", "reference", "naive")
+# The scenario table runs these on every scene, and ours-tick too where the scene keeps changing (WAVE_SCENARIOS).
+EVERY_SCENE_POLICIES: Final = ("ours", "reference", "naive")
 FIGURES: Final = (
     "requests_per_camera_hour",
     "requests_per_check",
@@ -214,7 +214,7 @@ def default_plan(
 def _matrix_policies(scenario: str, duration_s: float, wave_s: float) -> list[tuple[str, float]]:
     """Return the policies the scenario table runs on a scenario, with their measured seconds."""
     if scenario not in WAVE_SCENARIOS:
-        return [(policy, duration_s) for policy in BASELINE_POLICIES]
+        return [(policy, duration_s) for policy in EVERY_SCENE_POLICIES]
     return [(policy, wave_s if policy in OURS_CHECK_INTERVAL_S else duration_s) for policy in POLICIES]
 
 

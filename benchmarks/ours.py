@@ -21,6 +21,7 @@ from custom_components.miloco.const import (
     CONF_BACKEND,
     CONF_CAMERA,
     CONF_CAMERAS,
+    CONF_CHECK_INTERVAL,
     CONF_CONDITION,
     CONF_COOLDOWN,
     CONF_ENABLED,
@@ -58,6 +59,11 @@ RULE_CONDITIONS: Final = (
 )
 # What an event of rule number n reports (for the latency: which episode it answers).
 RULE_KINDS: Final = {1: "gesture", 2: "walker"}
+# The fixed tick of the versions before work-conserving checks: a check at most every 2 s. Since then the
+# camera setting is the minimum time between the starts of two checks, and "ours-tick" sets it to this.
+FIXED_TICK_S: Final = 2.0
+# The integration's policies: the camera flow's defaults, and the same entry with the fixed 2 s tick.
+OURS_CHECK_INTERVAL_S: Final[dict[str, float | None]] = {"ours": None, "ours-tick": FIXED_TICK_S}
 
 
 def _stage_modules() -> list[ModuleType]:
@@ -68,9 +74,12 @@ def _stage_modules() -> list[ModuleType]:
     return modules
 
 
-def camera_data(entity_id: str) -> dict[str, Any]:
-    """Return a camera subentry with the camera flow's defaults: every label, presence, medium detail."""
-    return {**CAMERA_DEFAULTS, CONF_CAMERA: entity_id}
+def camera_data(entity_id: str, check_interval_s: float | None = None) -> dict[str, Any]:
+    """Return a camera subentry with the camera flow's defaults, or another time between checks if given."""
+    data = {**CAMERA_DEFAULTS, CONF_CAMERA: entity_id}
+    if check_interval_s is not None:
+        data[CONF_CHECK_INTERVAL] = check_interval_s
+    return data
 
 
 def rule_data(index: int, entity_id: str) -> dict[str, Any]:
@@ -91,7 +100,12 @@ def _camera_id(entity_id: str) -> str:
     return f"bench_{entity_id.split('.', 1)[1]}"
 
 
-def build_entry(server_url: str, cameras: list[tuple[str, int]], max_concurrent: int) -> MockConfigEntry:
+def build_entry(
+    server_url: str,
+    cameras: list[tuple[str, int]],
+    max_concurrent: int,
+    check_interval_s: float | None = None,
+) -> MockConfigEntry:
     """Return a remote-backend entry watching the cameras, each with its number of rules."""
     subentries: list[dict[str, Any]] = []
     for entity_id, rules in cameras:
@@ -102,7 +116,7 @@ def build_entry(server_url: str, cameras: list[tuple[str, int]], max_concurrent:
                 "subentry_type": SUBENTRY_CAMERA,
                 "title": entity_id,
                 "unique_id": None,
-                "data": camera_data(entity_id),
+                "data": camera_data(entity_id, check_interval_s),
             }
         )
         subentries.extend(
@@ -141,23 +155,91 @@ class WatcherCounters:
     failures: int
 
 
+class _StageTimers:
+    """The integration's stage functions, wrapped once while any Ours runs, timing into every running meter.
+
+    The integration calls them through a module's globals (the watcher's, or the engine's check module's,
+    depending on the version), so replacing those for the phase times every call without touching the
+    integration's code. One shared set of wrappers, not one per Ours: entries running at the same time (the
+    quick plan's concurrent phases) would otherwise stack wrappers and, stopping in another order than they
+    started, leave one in place for good.
+    """
+
+    def __init__(self) -> None:
+        """Start with nothing wrapped."""
+        self.meters: list[Meter] = []
+        self._originals: list[tuple[ModuleType, str, Callable[..., Any]]] = []
+
+    def add(self, meter: Meter) -> None:
+        """Time the stages into `meter` too (wrapping them if nothing did yet)."""
+        if not self.meters:
+            self._wrap()
+        self.meters.append(meter)
+
+    def remove(self, meter: Meter) -> None:
+        """Stop timing into `meter`; put the originals back once no meter is left."""
+        if meter in self.meters:
+            self.meters.remove(meter)
+        if not self.meters:
+            for module, name, function in reversed(self._originals):
+                setattr(module, name, function)
+            self._originals.clear()
+
+    def _wrap(self) -> None:
+        meters = self.meters
+
+        def timed(stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
+            def run(*args: Any, **kwargs: Any) -> Any:
+                started = time.monotonic()
+                try:
+                    return function(*args, **kwargs)
+                finally:
+                    elapsed = time.monotonic() - started
+                    for meter in meters:
+                        meter.record_stage(stage, elapsed)
+
+            return run
+
+        for module in _stage_modules():
+            for name, stage in (
+                ("prepare_window", "prepare"),
+                ("pick_window", "prepare"),
+                ("prepare_capture", "capture"),
+                ("parse_reply", "parse"),
+            ):
+                if hasattr(module, name):
+                    original = getattr(module, name)
+                    self._originals.append((module, name, original))
+                    setattr(module, name, timed(stage, original))
+
+
+_STAGE_TIMERS: Final = _StageTimers()
+
+
 class Ours:
     """Runs the integration on a set of cameras for one phase, metering every check and event."""
 
-    def __init__(self, hass: HomeAssistant, server_url: str, meter: Meter, max_concurrent: int) -> None:
-        """Prepare; nothing runs until async_start()."""
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        server_url: str,
+        meter: Meter,
+        max_concurrent: int,
+        check_interval_s: float | None = None,
+    ) -> None:
+        """Prepare; nothing runs until async_start(). `check_interval_s` overrides the camera flow's default."""
         self.hass = hass
         self.server_url = server_url
         self.meter = meter
         self.max_concurrent = max_concurrent
+        self.check_interval_s = check_interval_s
         self.entry: MockConfigEntry | None = None
         self._unlisten: Callable[[], None] | None = None
-        self._originals: list[tuple[ModuleType, str, Callable[..., Any]]] = []
 
     async def async_start(self, cameras: list[tuple[str, int]]) -> None:
         """Set up an entry watching the cameras (entity id, number of rules) and meter it."""
-        self._time_stages()
-        entry = build_entry(self.server_url, cameras, self.max_concurrent)
+        _STAGE_TIMERS.add(self.meter)
+        entry = build_entry(self.server_url, cameras, self.max_concurrent, self.check_interval_s)
         entry.add_to_hass(self.hass)
         self.entry = entry
         self._unlisten = self.hass.bus.async_listen(EVENT_MILOCO, self._on_event)
@@ -186,42 +268,9 @@ class Ours:
             for watcher in self.watchers
         }
 
-    def _time_stages(self) -> None:
-        """Time the frame preparation and the reply parsing (they run in the executor).
-
-        The integration calls them through a module's globals (the watcher's, or the engine's check
-        module's, depending on the version), so replacing those for the phase times every call without
-        touching the integration's code.
-        """
-        meter = self.meter
-
-        def timed(stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
-            def run(*args: Any, **kwargs: Any) -> Any:
-                started = time.monotonic()
-                try:
-                    return function(*args, **kwargs)
-                finally:
-                    meter.record_stage(stage, time.monotonic() - started)
-
-            return run
-
-        for module in _stage_modules():
-            for name, stage in (
-                ("prepare_window", "prepare"),
-                ("pick_window", "prepare"),
-                ("prepare_capture", "capture"),
-                ("parse_reply", "parse"),
-            ):
-                if hasattr(module, name):
-                    original = getattr(module, name)
-                    self._originals.append((module, name, original))
-                    setattr(module, name, timed(stage, original))
-
     async def async_stop(self) -> None:
         """Unload and remove the entry."""
-        for module, name, function in reversed(self._originals):
-            setattr(module, name, function)
-        self._originals.clear()
+        _STAGE_TIMERS.remove(self.meter)
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None

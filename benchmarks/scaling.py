@@ -5,8 +5,8 @@ only: a GPU that takes the same time for every check). Debian's HAProxy runs in 
 configuration docs/scaling.md recommends (tests/router.py writes it: least connections, one request at a
 time per server, the rest queued, a failed request retried on another server). One entry points at the
 router, with "requests at once" set to the router's total (servers × 1), and watches the busy room on
-every camera with the camera flow's defaults (a check every 2 s), so the cameras offer more checks than
-four servers can serve; the figures are the checks per second served and the checks skipped because every
+every camera with the camera flow's defaults (a check due every `check_interval`), so the cameras offer
+more checks than four servers can serve; the figures are the checks per second served and the checks skipped because every
 slot was taken, against the number of servers. Then, with two servers, the first is killed (SIGKILL) while
 it serves a request: how long until every check in flight at that moment had its answer, how long until the
 router marked the server down, and how many checks failed.
@@ -156,7 +156,7 @@ class _Bench:
             "failures": delta.failures,
             # The share of the servers' time spent serving: 1.0 would be every slot busy all the time.
             "utilisation": round(delta.checks * self.plan.service_s / seconds / count, 3),
-            # A camera's checks come this far apart on average (every camera is due every 2 s).
+            # A camera's checks come this far apart on average (every camera is due every check_interval).
             "seconds_between_checks": round(len(self.cameras) * seconds / delta.checks, 2)
             if delta.checks
             else None,

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from .backends.base import VisionBackend, VisionReply, VisionRequest
 from .frames import PreparedFrame, pick_window, prepare_window
@@ -22,6 +22,9 @@ from .prompt import (
     interpret_conditions,
 )
 from .window import Frame
+
+# Replies up to this long are parsed on the event loop (well under a millisecond); longer ones in the executor.
+INLINE_REPLY_CHARS: Final = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,10 +123,13 @@ async def _prepared(
 async def _parse(
     loop: asyncio.AbstractEventLoop, reply: VisionReply, request: VisionRequest
 ) -> dict[str, Any]:
-    """Parse a reply against its request's schema, off the event loop (replies can be 64 KiB)."""
+    """Parse a reply against its request's schema; a long one off the event loop (replies can be 64 KiB)."""
     schema = request.json_schema
     if schema is None:
         raise TypeError("perception requests always carry their JSON schema")
+    if len(reply.text) <= INLINE_REPLY_CHARS:
+        # A typical answer: parsing it takes far less than a round trip through a busy executor.
+        return parse_reply(reply.text, schema)
     return await loop.run_in_executor(None, parse_reply, reply.text, schema)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 import io
 import math
 from typing import Final
@@ -67,7 +68,14 @@ class FramePlan:
 
     def sizes(self, source: tuple[int, int]) -> list[tuple[int, int]]:
         """Return each window position's size, oldest first, for frames of this source size."""
-        return plan_sizes(source[0] / source[1], self.frames, self.budget, source=source)
+        return list(_planned_sizes(source, self.frames, self.budget))
+
+
+# A camera's frames keep their size, so every frame of it asks the same plan: worked out once, not per frame.
+@lru_cache(maxsize=64)
+def _planned_sizes(source: tuple[int, int], frames: int, budget: int) -> tuple[tuple[int, int], ...]:
+    """Return plan_sizes for a source size, cached (the planner's search is pure Python)."""
+    return tuple(plan_sizes(source[0] / source[1], frames, budget, source=source))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

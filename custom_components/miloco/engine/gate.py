@@ -122,7 +122,9 @@ def _normalised(thumb: Thumb) -> Image.Image:
     mean = stat.mean[0]
     spread = max(_MIN_SPREAD, stat.stddev[0])
     scale = _LEVELS_PER_SPREAD / spread
-    return image.point(lambda value: min(255, max(0, round(128 + (value - mean) * scale))))
+    # A lookup table for all 256 levels, built in one pass (a function given to point() is called per level).
+    table = [min(255, max(0, round(128 + (value - mean) * scale))) for value in range(256)]
+    return image.point(table)
 
 
 class ChangeGate:

@@ -63,6 +63,9 @@ _ERROR_EXCERPT_CHARS: Final = 160
 _ERROR_TEXT_BYTES: Final = 8192
 # Replies are read in pieces of at most this size until the server ends them.
 _READ_CHUNK_BYTES: Final = 65536
+# A request whose frames total at most this is encoded on the event loop (about a millisecond); a larger one
+# (high detail, many frames) in the executor.
+INLINE_FRAME_BYTES: Final = 96 * 1024
 
 # Ways to ask for structured output, from most to least specific. Servers differ: OpenAI and vLLM
 # take `json_schema`; llama-cpp-python's server only `json_object` with a `schema`; some only
@@ -299,7 +302,13 @@ class OpenAICompatBackend:
         level = self._first_format_level() if request.json_schema is not None else FORMAT_NONE
         while True:
             payload, frames = self._build_payload(request, level)
-            data = await asyncio.get_running_loop().run_in_executor(None, _encode_payload, payload, frames)
+            if sum(len(frame) for frame in frames) <= INLINE_FRAME_BYTES:
+                # A check's window at its planned sizes: encoding it costs less than an executor round trip.
+                data = _encode_payload(payload, frames)
+            else:
+                data = await asyncio.get_running_loop().run_in_executor(
+                    None, _encode_payload, payload, frames
+                )
             try:
                 body = await self._call(
                     "POST", "chat/completions", data, deadline=deadline, formatted=level < FORMAT_NONE

@@ -331,6 +331,7 @@ class CameraWatcher:
         newest = self._window.newest
         if (
             self._stopping
+            or self.checking
             or now < self._next_check
             or newest is None
             or newest.timestamp <= checked.timestamp
@@ -409,7 +410,8 @@ class CameraWatcher:
         now = time.monotonic()
         changes = self.state.answered(answer.observation, now, window_end=frames[-1].timestamp, moving=moving)
         self.events.publish(changes, reason=answer.observation.reason, now=now)
-        self._start_next_check(frames[-1])
+        # Once this check's task has ended: the next check is a task of its own, not a part of this one.
+        self.hass.loop.call_soon(self._start_next_check, frames[-1])
 
     @callback
     def _check_failed(self, err: BackendError) -> None:

@@ -113,3 +113,29 @@ async def test_busy_cameras_sharing_one_slot_take_turns(
     checks = [watcher.stats.checks for watcher in watchers]
     assert min(checks) >= 4
     assert max(checks) - min(checks) <= 1, checks
+
+
+async def test_a_slot_freed_by_one_camera_goes_at_once_to_the_camera_waiting_for_it(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    timeline = Timeline(delay_s=0.7)
+    model_server.responder = timeline.respond
+    # One frame a second per camera: a refused camera that waited for its next frame would leave the slot
+    # idle for half a second on average.
+    cameras = [SceneCamera(f"Cam {index}", waving_hand()) for index in range(2)]
+    await async_add_cameras(hass, *cameras)
+    entry = remote_entry(
+        model_server,
+        subentries=[camera_subentry(camera, fps=1, window_frames=2) for camera in cameras],
+        **{CONF_MAX_CONCURRENT: 1},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for(lambda: len(timeline.arrived) >= 8, within=30)
+    waits = timeline.waits_after_answers()
+    # The slot never idles: the next request (the other camera's) arrives as the previous one is answered.
+    assert statistics.median(waits) < 0.2, waits
+    assert model_server.in_flight_max == 1
+    checks = [watcher.stats.checks for watcher in entry.runtime_data.watchers.values()]
+    assert max(checks) - min(checks) <= 1, checks

@@ -127,6 +127,7 @@ class CameraWatcher:
         self._busy_counted = False
         # A rule changed while a check was in flight: that check asked the old rules, so ask again after it.
         self._ask_after_check = False
+        self._remove_waker: Callable[[], None] | None = None
         self.failures = CameraFailures(config.camera_entity_id, config.check_interval_s, self.events, health)
 
     @property
@@ -178,6 +179,7 @@ class CameraWatcher:
     @callback
     def async_start(self) -> None:
         """Start the capture loop as a task the entry owns (it ends when the entry unloads)."""
+        self._remove_waker = self._limiter.set_waker(self.subentry_id, self._offered_slot)
         self._loop_task = self.entry.async_create_background_task(
             self.hass, self._async_run(), f"miloco watcher {self.config.camera_entity_id}"
         )
@@ -185,6 +187,8 @@ class CameraWatcher:
     async def async_stop(self) -> None:
         """Stop capturing and abandon any check in flight, within STOP_TIMEOUT_S whatever the camera does."""
         self._stopping = self.failures.stopping = True
+        if self._remove_waker is not None:
+            self._remove_waker()
         tasks = [
             task
             for task in (self._loop_task, self._check_task, self._capture_task)
@@ -329,16 +333,34 @@ class CameraWatcher:
         """
         now = time.monotonic()
         newest = self._window.newest
-        if (
-            self._stopping
-            or self.checking
-            or now < self._next_check
-            or newest is None
-            or newest.timestamp <= checked.timestamp
-            or not self._gate.changed_since_check
-        ):
-            return
-        self._start_check(now, moving=True)
+        if self._wants_check(now) and newest is not None and newest.timestamp > checked.timestamp:
+            self._start_check(now, moving=True)
+
+    @callback
+    def _offered_slot(self) -> bool:
+        """Take a slot another camera freed, if a refused check of a changed scene is still due (the limiter asks)."""
+        if not self._wants_check(time.monotonic()):
+            return False
+        # Not from inside the limiter's release: the check starts once the releasing code has run.
+        self.hass.loop.call_soon(self._start_offered_check)
+        return True
+
+    @callback
+    def _start_offered_check(self) -> None:
+        """Start the check a freed slot was offered for, if it is still wanted."""
+        now = time.monotonic()
+        if self._wants_check(now):
+            self._start_check(now, moving=True)
+
+    def _wants_check(self, now: float) -> bool:
+        """Return True when a check could start now for a scene that changed since the last one answered."""
+        return (
+            not self._stopping
+            and not self.checking
+            and now >= self._next_check
+            and self._window.newest is not None
+            and self._gate.changed_since_check
+        )
 
     @callback
     def _start_check(self, now: float, *, moving: bool) -> None:

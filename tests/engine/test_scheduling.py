@@ -34,6 +34,78 @@ def test_a_served_camera_lets_a_waiting_one_go_first() -> None:
     assert limiter.try_acquire("a", 3)
 
 
+def test_a_freed_slot_is_offered_to_the_camera_whose_turn_is_next() -> None:
+    limiter = FairLimiter(1)
+    offers: list[str] = []
+    for key in ("b", "c"):
+        limiter.set_waker(key, lambda key=key: offers.append(key) is None)
+    assert limiter.try_acquire("a", 0)
+    assert not limiter.try_acquire("c", 1)
+    assert not limiter.try_acquire("b", 2)
+    limiter.release("a")
+    # One slot freed: one offer, to the camera refused first.
+    assert offers == ["c"]
+    assert limiter.try_acquire("c", 3)
+    limiter.release("c")
+    assert offers == ["c", "b"]
+
+
+def test_a_declined_offer_goes_to_the_next_waiting_camera() -> None:
+    limiter = FairLimiter(1)
+    offers: list[str] = []
+
+    def declines() -> bool:
+        offers.append("b")
+        return False
+
+    limiter.set_waker("b", declines)
+    limiter.set_waker("c", lambda: offers.append("c") is None)
+    assert limiter.try_acquire("a", 0)
+    assert not limiter.try_acquire("b", 1)
+    assert not limiter.try_acquire("c", 2)
+    limiter.release("a")
+    assert offers == ["b", "c"]
+
+
+def test_no_offer_while_every_slot_is_still_taken() -> None:
+    limiter = FairLimiter(2)
+    offers: list[str] = []
+    limiter.set_waker("c", lambda: offers.append("c") is None)
+    assert limiter.try_acquire("a", 0)
+    assert limiter.try_acquire("b", 0)
+    assert not limiter.try_acquire("c", 1)
+    # Lowered to one: the first release leaves the limiter still full.
+    limiter.limit = 1
+    limiter.release("a")
+    assert offers == []
+    limiter.release("b")
+    assert offers == ["c"]
+
+
+def test_a_removed_waker_is_not_asked() -> None:
+    limiter = FairLimiter(1)
+    offers: list[str] = []
+    remove_first = limiter.set_waker("b", lambda: offers.append("first") is None)
+    remove_first()
+    assert limiter.try_acquire("a", 0)
+    assert not limiter.try_acquire("b", 1)
+    limiter.release("a")
+    assert offers == []
+
+
+def test_an_old_remover_keeps_the_waker_that_replaced_it() -> None:
+    limiter = FairLimiter(1)
+    offers: list[str] = []
+    # A camera restarted under the same key: the old watcher's remover must not drop the new waker.
+    remove_old = limiter.set_waker("b", lambda: offers.append("old") is None)
+    limiter.set_waker("b", lambda: offers.append("new") is None)
+    remove_old()
+    assert limiter.try_acquire("a", 0)
+    assert not limiter.try_acquire("b", 1)
+    limiter.release("a")
+    assert offers == ["new"]
+
+
 def test_a_camera_alone_is_never_held_back() -> None:
     limiter = FairLimiter(1)
     for second in range(10):

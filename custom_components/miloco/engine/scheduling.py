@@ -19,6 +19,9 @@ class FairLimiter:
     let every caller that was refused (and has not been served since) have a turn before its next one.
     A refused caller that has not asked again for `contender_ttl_s` is no longer waiting.
 
+    A live caller may leave a waker: when a slot frees while callers wait, the one whose turn is next is
+    asked at once whether it still wants one (and then tries), instead of the slot idling until it asks again.
+
     Patient callers (service actions) use `async_acquire_patient`: they queue, first come first served,
     for at most a timeout. They come after live ones: a patient caller enters only while no live caller is
     waiting for a turn, and patient callers together hold at most `limit - 1` slots (one when the limit is
@@ -44,6 +47,8 @@ class FairLimiter:
         self._patient_running: Counter[str] = Counter()
         self._queue: deque[object] = deque()
         self._changed = asyncio.Event()
+        # Live callers' wakers: each returns True when its caller will try for the freed slot.
+        self._wakers: dict[str, Callable[[], bool]] = {}
 
     @property
     def limit(self) -> int:
@@ -118,6 +123,20 @@ class FairLimiter:
             # The next in line may be able to enter now that this one entered or left.
             self._notify()
 
+    def set_waker(self, key: str, waker: Callable[[], bool]) -> Callable[[], None]:
+        """Let `waker` be asked when a slot frees while `key` waits for a turn; return its remover.
+
+        The waker must not take the slot itself (it runs inside `release`): it says whether its caller will
+        try soon, and arranges that try.
+        """
+        self._wakers[key] = waker
+
+        def remove() -> None:
+            if self._wakers.get(key) is waker:
+                del self._wakers[key]
+
+        return remove
+
     def release(self, key: str) -> None:
         """Give back a slot that `key` took (live or patient)."""
         if self._running[key] <= 0:
@@ -130,12 +149,27 @@ class FairLimiter:
             if not self._patient_running[key]:
                 del self._patient_running[key]
         self._notify()
+        self._wake_next()
 
     def forget(self, key: str) -> None:
         """Forget `key` altogether (its camera was removed)."""
         self._waiting.pop(key, None)
         self._served_this_round.discard(key)
         self._notify()
+
+    def _wake_next(self) -> None:
+        """Offer a free slot to the waiting live caller whose turn is next (not served this round, oldest)."""
+        if self.in_flight >= self._limit:
+            return
+        # Stale callers are left in place: dropping them is the callers' clock's business (try_acquire), and a
+        # caller that stopped asking declines the offer anyway.
+        waiting = sorted(
+            self._waiting.items(), key=lambda item: (item[0] in self._served_this_round, item[1])
+        )
+        for key, _ in waiting:
+            waker = self._wakers.get(key)
+            if waker is not None and waker():
+                return
 
     def _admit_patient(self, key: str, now: float) -> bool:
         """Take a slot for a patient caller when one is free, within its share, and no camera waits for it."""

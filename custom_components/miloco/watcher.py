@@ -371,7 +371,8 @@ class CameraWatcher:
             self._next_check = now + self.config.check_interval_s
             return
         if not self._limiter.try_acquire(self.subentry_id, now):
-            # Skipped, not queued: the next frame tries again with newer frames.
+            # Skipped, not queued: the next frame, or a slot freed for this camera's turn, tries again with
+            # newer frames.
             self._count_busy()
             return
         self._busy_counted = self._ask_after_check = False

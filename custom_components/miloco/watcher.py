@@ -125,8 +125,6 @@ class CameraWatcher:
         self._next_skip_count = 0.0
         self._last_check_at: float | None = None
         self._busy_counted = False
-        # A rule changed while a check was in flight: that check asked the old rules, so ask again after it.
-        self._ask_after_check = False
         self._remove_waker: Callable[[], None] | None = None
         self.failures = CameraFailures(config.camera_entity_id, config.check_interval_s, self.events, health)
 
@@ -152,6 +150,11 @@ class CameraWatcher:
         return max(0.0, self._next_check - time.monotonic())
 
     @property
+    def _still_report_s(self) -> float:
+        """Return how often a still scene's skip is counted and its states refreshed."""
+        return max(self.config.check_interval_s, STILL_REPORT_S)
+
+    @property
     def buffered_frames(self) -> tuple[int, int]:
         """Return how many frames the window holds, and how many it can hold at most."""
         return len(self._window), self._window.capacity
@@ -160,8 +163,6 @@ class CameraWatcher:
     def ask_soon(self) -> None:
         """Check at the next frame even if the scene did not change (a rule about it was added or changed)."""
         self._gate.force()
-        if self.checking:
-            self._ask_after_check = True
 
     @callback
     def set_rule_provider(self, provider: RuleProvider) -> None:
@@ -316,7 +317,7 @@ class CameraWatcher:
             # No change, no news. The check stays due: a change in the very next frame is checked at once
             # instead of an interval later. The skip is counted (and the states refreshed) now and then.
             if now >= self._next_skip_count:
-                self._next_skip_count = now + max(self.config.check_interval_s, STILL_REPORT_S)
+                self._next_skip_count = now + self._still_report_s
                 self.stats.skipped_by_gate += 1
                 self.events.publish(self.state.unchanged(now), reason=None, now=now)
                 self.events.state()
@@ -324,36 +325,31 @@ class CameraWatcher:
         self._start_check(now, moving=self._decision.changed)
 
     @callback
-    def _start_next_check(self, checked: Frame) -> None:
-        """Start the next check as soon as one answers, while the scene keeps changing (work-conserving).
-
-        Only when a newer frame than the checked one moved, the interval (a minimum the user can raise) has
-        passed and the limiter gives a slot: a still scene, or a backend shared with waiting cameras, gets
-        no extra request. Otherwise the next frame decides, as usual.
-        """
-        now = time.monotonic()
-        newest = self._window.newest
-        if self._wants_check(now) and newest is not None and newest.timestamp > checked.timestamp:
-            self._start_check(now, moving=True)
-
-    @callback
     def _offered_slot(self) -> bool:
         """Take a slot another camera freed, if a refused check of a changed scene is still due (the limiter asks)."""
         if not self._wants_check(time.monotonic()):
             return False
         # Not from inside the limiter's release: the check starts once the releasing code has run.
-        self.hass.loop.call_soon(self._start_offered_check)
+        self.hass.loop.call_soon(self._start_wanted_check)
         return True
 
     @callback
-    def _start_offered_check(self) -> None:
-        """Start the check a freed slot was offered for, if it is still wanted."""
+    def _start_wanted_check(self) -> None:
+        """Start a check now if one is wanted: after a check answered (work-conserving) or for a freed slot.
+
+        Only when the scene moved since the last answered window (or a check was forced), the interval (a
+        minimum the user can raise) has passed and the limiter gives a slot: a still scene, or a backend
+        shared with waiting cameras, gets no extra request. Otherwise the next frame decides, as usual.
+        """
         now = time.monotonic()
         if self._wants_check(now):
             self._start_check(now, moving=True)
 
     def _wants_check(self, now: float) -> bool:
-        """Return True when a check could start now for a scene that changed since the last one answered."""
+        """Return True when a check could start now for a scene that changed since the last one answered.
+
+        A change latched since then was seen in a frame newer than that check's window (`ChangeGate`).
+        """
         return (
             not self._stopping
             and not self.checking
@@ -375,9 +371,9 @@ class CameraWatcher:
             # newer frames.
             self._count_busy()
             return
-        self._busy_counted = self._ask_after_check = False
+        self._busy_counted = False
         self._next_check = now + self.config.check_interval_s
-        self._next_skip_count = now + max(self.config.check_interval_s, STILL_REPORT_S)
+        self._next_skip_count = now + self._still_report_s
         self._last_check_at = now
         frames = self.recent_frames()
         if frames[-1].thumb is not None:
@@ -420,9 +416,6 @@ class CameraWatcher:
             return
         if frames[-1].thumb is not None:
             self._gate.mark_checked(frames[-1].thumb)
-        if self._ask_after_check:
-            self._ask_after_check = False
-            self._gate.force()
         self.stats.checks += 1
         self.stats.last_analysis = dt_util.utcnow()
         self.stats.last_latency_s = answer.latency_s
@@ -434,7 +427,7 @@ class CameraWatcher:
         changes = self.state.answered(answer.observation, now, window_end=frames[-1].timestamp, moving=moving)
         self.events.publish(changes, reason=answer.observation.reason, now=now)
         # Once this check's task has ended: the next check is a task of its own, not a part of this one.
-        self.hass.loop.call_soon(self._start_next_check, frames[-1])
+        self.hass.loop.call_soon(self._start_wanted_check)
 
     @callback
     def _check_failed(self, err: BackendError) -> None:

@@ -262,6 +262,22 @@ def test_a_failed_check_keeps_its_change_latched(still: Any) -> None:
     assert change_gate.changed_since_check
 
 
+def test_a_check_forced_while_another_runs_outlives_its_answer(still: Any) -> None:
+    change_gate = gate.ChangeGate()
+    change_gate.observe(still, 0.0)
+    change_gate.check_started(still)
+    # A rule changed while the check ran: that check asked the old rules.
+    change_gate.force()
+    change_gate.mark_checked(still)
+    assert change_gate.changed_since_check
+    assert change_gate.observe(still, 0.5).reason is GateReason.FORCED
+    # The check that follows asks the new rules: its answer settles it.
+    change_gate.check_started(still)
+    change_gate.mark_checked(still)
+    assert not change_gate.changed_since_check
+    assert not change_gate.observe(still, 1.0).changed
+
+
 def test_force_until_next_check(still: Any) -> None:
     change_gate = gate.ChangeGate()
     change_gate.observe(still, 0.0)

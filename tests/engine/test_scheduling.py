@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 import time
 
 from hypothesis import given, strategies as st
@@ -34,11 +35,21 @@ def test_a_served_camera_lets_a_waiting_one_go_first() -> None:
     assert limiter.try_acquire("a", 3)
 
 
+def accepting(offers: list[str], name: str) -> Callable[[], bool]:
+    """Return a waker that notes each offer under `name` and takes it."""
+
+    def waker() -> bool:
+        offers.append(name)
+        return True
+
+    return waker
+
+
 def test_a_freed_slot_is_offered_to_the_camera_whose_turn_is_next() -> None:
     limiter = FairLimiter(1)
     offers: list[str] = []
     for key in ("b", "c"):
-        limiter.set_waker(key, lambda key=key: offers.append(key) is None)
+        limiter.set_waker(key, accepting(offers, key))
     assert limiter.try_acquire("a", 0)
     assert not limiter.try_acquire("c", 1)
     assert not limiter.try_acquire("b", 2)
@@ -59,7 +70,7 @@ def test_a_declined_offer_goes_to_the_next_waiting_camera() -> None:
         return False
 
     limiter.set_waker("b", declines)
-    limiter.set_waker("c", lambda: offers.append("c") is None)
+    limiter.set_waker("c", accepting(offers, "c"))
     assert limiter.try_acquire("a", 0)
     assert not limiter.try_acquire("b", 1)
     assert not limiter.try_acquire("c", 2)
@@ -70,7 +81,7 @@ def test_a_declined_offer_goes_to_the_next_waiting_camera() -> None:
 def test_no_offer_while_every_slot_is_still_taken() -> None:
     limiter = FairLimiter(2)
     offers: list[str] = []
-    limiter.set_waker("c", lambda: offers.append("c") is None)
+    limiter.set_waker("c", accepting(offers, "c"))
     assert limiter.try_acquire("a", 0)
     assert limiter.try_acquire("b", 0)
     assert not limiter.try_acquire("c", 1)
@@ -85,7 +96,7 @@ def test_no_offer_while_every_slot_is_still_taken() -> None:
 def test_a_removed_waker_is_not_asked() -> None:
     limiter = FairLimiter(1)
     offers: list[str] = []
-    remove_first = limiter.set_waker("b", lambda: offers.append("first") is None)
+    remove_first = limiter.set_waker("b", accepting(offers, "first"))
     remove_first()
     assert limiter.try_acquire("a", 0)
     assert not limiter.try_acquire("b", 1)
@@ -97,8 +108,8 @@ def test_an_old_remover_keeps_the_waker_that_replaced_it() -> None:
     limiter = FairLimiter(1)
     offers: list[str] = []
     # A camera restarted under the same key: the old watcher's remover must not drop the new waker.
-    remove_old = limiter.set_waker("b", lambda: offers.append("old") is None)
-    limiter.set_waker("b", lambda: offers.append("new") is None)
+    remove_old = limiter.set_waker("b", accepting(offers, "old"))
+    limiter.set_waker("b", accepting(offers, "new"))
     remove_old()
     assert limiter.try_acquire("a", 0)
     assert not limiter.try_acquire("b", 1)

@@ -66,9 +66,9 @@ class FramePlan:
         if self.frames < 1 or self.budget < min_budget(1.0, self.frames):
             raise ValueError(f"no window of {self.frames} frames fits {self.budget} tokens")
 
-    def sizes(self, source: tuple[int, int]) -> list[tuple[int, int]]:
+    def sizes(self, source: tuple[int, int]) -> tuple[tuple[int, int], ...]:
         """Return each window position's size, oldest first, for frames of this source size."""
-        return list(_planned_sizes(source, self.frames, self.budget))
+        return _planned_sizes(source, self.frames, self.budget)
 
 
 # A camera's frames keep their size, so every frame of it asks the same plan: worked out once, not per frame.

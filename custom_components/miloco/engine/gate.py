@@ -143,9 +143,11 @@ class ChangeGate:
         self._reference: Thumb | None = None
         self._previous: Thumb | None = None
         self._since_check = 0.0
-        # The newest thumb of the check in flight, and how far frames seen since moved from it.
+        # The newest thumb of the check in flight, how far frames seen since moved from it, and whether a
+        # check was forced since (that check asked the old rules).
         self._check_base: Thumb | None = None
         self._since_base = 0.0
+        self._forced_since_base = False
         self._force_pending = False
         self._forced_until = -math.inf
 
@@ -173,30 +175,35 @@ class ChangeGate:
 
     @property
     def changed_since_check(self) -> bool:
-        """Return True when the frames seen since the last check changed enough for another one."""
+        """Return True when the frames seen since the last check changed enough for another one (or forced)."""
         return self._force_pending or self._since_check >= self._threshold
 
     def check_started(self, thumb: Thumb) -> None:
         """Record that a check of a window ending with this thumb started (its answer comes later)."""
         self._check_base = thumb
         self._since_base = 0.0
+        self._forced_since_base = False
 
     def mark_checked(self, thumb: Thumb) -> None:
         """Record that a model check answered about a window ending with this thumb.
 
-        A change seen while the check ran (even a wave over before it answered) is newer than its window:
-        it stays latched, so that it asks for the next check.
+        A change seen while the check ran (even a wave over before it answered) is newer than its window,
+        and a check forced meanwhile (a rule changed) wanted more than that check asked: both stay latched,
+        so that they ask for the next check.
         """
-        self._since_check = self._since_base if self._check_base is thumb else 0.0
+        started_here = self._check_base is thumb
+        self._since_check = self._since_base if started_here else 0.0
+        self._force_pending = self._forced_since_base and started_here
         self._reference = thumb
         self._check_base = None
         self._since_base = 0.0
-        self._force_pending = False
+        self._forced_since_base = False
 
     def force(self, until: float | None = None) -> None:
         """Open the gate until the next check runs, or (with `until`) for every frame up to that time."""
         if until is None:
             self._force_pending = True
+            self._forced_since_base = self._check_base is not None
         else:
             self._forced_until = max(self._forced_until, until)
 
@@ -205,4 +212,5 @@ class ChangeGate:
         self._reference = None
         self._previous = None
         self._check_base = None
+        self._forced_since_base = False
         self._since_check = self._since_base = 0.0

@@ -19,12 +19,8 @@ import asyncio
 import contextlib
 import os
 from pathlib import Path
-import socket
-import subprocess
 import time
 from typing import Any, Final
-import urllib.error
-import urllib.request
 
 import aiohttp
 
@@ -37,87 +33,34 @@ from custom_components.miloco.engine.prompt import (
     build_combined_request,
     build_condition_requests,
 )
+from tests.llama_server import (
+    ALIAS,
+    FIXTURES,
+    MMPROJ,
+    MODEL,
+    PYTHON_VARIABLE,
+    LlamaServer,
+    python_server_command,
+)
+from tests.ports import free_port
 
 REPO: Final = Path(__file__).resolve().parent.parent
-MODELS: Final = REPO / "tests" / "fixtures" / "models"
-MODEL: Final = MODELS / "tiny-qwen25vl.gguf"
-MMPROJ: Final = MODELS / "tiny-qwen25vl-mmproj.gguf"
-ALIAS: Final = "tiny-qwen25vl"
-PYTHON_VARIABLE: Final = "MILOCO_LLAMA_SERVER_PYTHON"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class _Server:
+class _Server(LlamaServer):
     """llama-cpp-python's server with the tiny model, with or without its prompt cache."""
 
+    kind = "python"
+
     def __init__(self, python: str, log_path: Path, *, cache: bool) -> None:
+        super().__init__(free_port(), log_path)
         self.python = python
-        self.port = _free_port()
-        self.log_path = log_path
         self.cache = cache
-        self._process: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout_s: float = 90.0) -> None:
-        args = [
-            self.python,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(MODEL),
-            "--clip_model_path",
-            str(MMPROJ),
-            "--chat_format",
-            "qwen2.5-vl",
-            "--model_alias",
-            ALIAS,
-            "--n_ctx",
-            "8192",
-            "--n_threads",
-            "2",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--verbose",
-            "False",
-        ]
-        if self.cache:
-            args += ["--cache", "True"]
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {self._process.returncode}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/v1/models", timeout=1) as response:  # noqa: S310
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"llama_cpp.server did not answer within {timeout_s:g} s")
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=15)
-            self._process = None
+    def command(self) -> list[str]:
+        """Return the server's command line: a larger context and two threads, the prompt cache as asked."""
+        extra = ("--cache", "True") if self.cache else ()
+        return python_server_command(self.python, self.port, n_ctx=8192, threads="2", extra=extra)
 
 
 def _window(scene: Scene) -> list[PreparedFrame]:
@@ -193,7 +136,7 @@ async def _async_compare_python(
     if python is None:
         return {"skipped": f"{PYTHON_VARIABLE} is not set to llama.cpp's server venv (scripts/bench sets it)"}
     if not MODEL.exists() or not MMPROJ.exists():
-        return {"skipped": f"the tiny model pair is missing from {MODELS}"}
+        return {"skipped": f"the tiny model pair is missing from {FIXTURES}"}
     prepared = await asyncio.get_running_loop().run_in_executor(None, _window, scene)
     frames = [frame.jpeg for frame in prepared]
     results: list[dict[str, Any]] = []

@@ -33,18 +33,15 @@ import os
 from pathlib import Path
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from typing import Any, Final
-import urllib.error
-import urllib.request
 
 import aiohttp
 from PIL import Image
 
-from benchmarks.llama_compare import ALIAS, MMPROJ, MODEL, MODELS, REPO, _free_port, _spec
+from benchmarks.llama_compare import REPO, _spec
 from benchmarks.scenes import Scene, build_scenes
 from custom_components.miloco.engine.backends.base import VisionRequest
 from custom_components.miloco.engine.backends.openai_compat import (
@@ -60,6 +57,8 @@ from custom_components.miloco.engine.frames import (
     prepare_window,
 )
 from custom_components.miloco.engine.prompt import build_combined_request, build_condition_requests
+from tests.llama_server import ALIAS, FIXTURES, MMPROJ, MODEL, LlamaServer, cpp_server_command
+from tests.ports import free_port
 
 BINARY: Final = "llama-server"
 ROOTFS_VARIABLE: Final = "MILOCO_LLAMA_CPP_ROOTFS"
@@ -85,46 +84,22 @@ def where() -> str | None:
     return None
 
 
-class CppServer:
+class CppServer(LlamaServer):
     """llama-server with the tiny pair and one slot (so consecutive requests meet the same cache)."""
+
+    kind = "cpp"
+    # /health answers 503 while the model loads, 200 once it can serve.
+    ready_path = "/health"
 
     def __init__(self, log_path: Path, *, extra: tuple[str, ...] = ()) -> None:
         """Prepare a server on a free port; nothing runs until start()."""
-        self.port = _free_port()
-        self.log_path = log_path
+        super().__init__(free_port(), log_path)
         self.extra = extra
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """Return the server's root URL."""
-        return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
         """Return the command line, wrapped in rootfs_exec when the server lives in the root filesystem."""
-        server = [
-            BINARY,
-            "--model",
-            str(MODEL),
-            "--mmproj",
-            str(MMPROJ),
-            "--alias",
-            ALIAS,
-            "--ctx-size",
-            "16384",
-            "--parallel",
-            "1",
-            "--threads",
-            # One: ggml's threads spin-wait for each other and stall on a shared two-core machine.
-            "1",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--metrics",
-            "--no-webui",
-            *self.extra,
-        ]
+        # A context large enough for the raised image-token floor's windows.
+        server = cpp_server_command(BINARY, self.port, ctx_size=16384, extra=self.extra)
         if where() == "host":
             return server
         lib = REPO / "scripts" / "lib"
@@ -132,46 +107,8 @@ class CppServer:
         return ["bash", "-c", script, "rootfs_exec", *server]
 
     def start(self, timeout_s: float = 120.0) -> None:
-        """Start the server and wait until /health answers 200 (the model is loaded)."""
-        with self.log_path.open("ab") as log:
-            # A session of its own: stop() ends the wrapper and the server inside the root filesystem at once.
-            self._process = subprocess.Popen(  # noqa: S603 - fixed arguments of our own
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"llama-server exited with {self._process.returncode}: {self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:  # noqa: S310
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"llama-server did not answer within {timeout_s:g} s: {self.log_tail()}")
-
-    def stop(self) -> None:
-        """End the server's process group and reap the wrapper."""
-        if self._process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._process.pid, signal.SIGTERM)
-        try:
-            self._process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._process.pid, signal.SIGKILL)
-            self._process.wait(timeout=15)
-        self._process = None
-
-    def log_tail(self, chars: int = 1500) -> str:
-        """Return the end of the server's log."""
-        return self.log_path.read_text(errors="replace")[-chars:]
+        """Start the server and wait until it has loaded the model (longer inside the root filesystem)."""
+        super().start(timeout_s)
 
     def version(self) -> str:
         """Return the server's `--version` line (run where the server runs), or "unknown"."""
@@ -399,7 +336,7 @@ async def async_bench(rule_counts: tuple[int, ...], log_dir: Path) -> dict[str, 
             "the Debian-testing root filesystem has llama.cpp-tools; Debian 12 has no such package)"
         }
     if not MODEL.exists() or not MMPROJ.exists():
-        return {"skipped": f"the tiny model pair is missing from {MODELS}"}
+        return {"skipped": f"the tiny model pair is missing from {FIXTURES}"}
     loop = asyncio.get_running_loop()
     # The busy room: every frame of the loop differs, as in a scene that keeps the gate open.
     camera = _Camera(build_scenes(("busy",))["busy"])

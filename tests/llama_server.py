@@ -9,10 +9,12 @@ the oldest suite runs) has only the Python server.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+import contextlib
 import os
 from pathlib import Path
 import re
 import shutil
+import signal
 import subprocess
 import time
 import urllib.error
@@ -30,6 +32,36 @@ KINDS = ("python", "cpp")
 # One thread: ggml's threads spin-wait for each other, and on a shared two-core machine (CI, the test suites
 # running side by side) two of them stall each other: a tiny request then took 1 s instead of 0.3 s.
 THREADS = "1"
+
+
+def python_server_command(
+    python: str, port: int, *, n_ctx: int = 4096, threads: str = THREADS, extra: tuple[str, ...] = ()
+) -> list[str]:
+    """Return the command line of llama-cpp-python's server for the tiny pair on a loopback port."""
+    return [
+        python,
+        *("-m", "llama_cpp.server"),
+        *("--model", str(MODEL), "--clip_model_path", str(MMPROJ)),
+        *("--chat_format", "qwen2.5-vl", "--model_alias", ALIAS),
+        *("--n_ctx", str(n_ctx), "--n_threads", threads),
+        *("--host", "127.0.0.1", "--port", str(port)),
+        *("--verbose", "False"),
+        *extra,
+    ]
+
+
+def cpp_server_command(
+    binary: str, port: int, *, ctx_size: int = 4096, extra: tuple[str, ...] = ()
+) -> list[str]:
+    """Return the command line of llama.cpp's C++ server for the tiny pair: one slot, metrics on."""
+    return [
+        binary,
+        *("--model", str(MODEL), "--mmproj", str(MMPROJ), "--alias", ALIAS),
+        *("--ctx-size", str(ctx_size), "--parallel", "1", "--threads", THREADS),
+        *("--host", "127.0.0.1", "--port", str(port)),
+        *("--metrics", "--no-webui"),
+        *extra,
+    ]
 
 
 def _os_release() -> dict[str, str]:
@@ -70,7 +102,7 @@ class LlamaServer(ABC):
         self.port = port
         self._process: subprocess.Popen[bytes] | None = None
         # A file, not a pipe: the server writes per-request timings, and a full pipe would stall it.
-        self._log_path = log_path
+        self.log_path = log_path
 
     @property
     def url(self) -> str:
@@ -83,9 +115,14 @@ class LlamaServer(ABC):
 
     def start(self, timeout_s: float = 90.0) -> None:
         """Start the server and wait until it lists its model."""
-        with self._log_path.open("ab") as log:
+        with self.log_path.open("ab") as log:
+            # A session of its own: stop() ends the server and any wrapper it runs under (a chroot) at once.
             self._process = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -103,16 +140,17 @@ class LlamaServer(ABC):
         raise RuntimeError(f"the {self.kind} server did not answer within {timeout_s:g} s: {self.log_tail()}")
 
     def stop(self) -> None:
-        """Kill the server (as a crash or an unplugged machine would) and reap it."""
+        """Kill the server's process group (as a crash or an unplugged machine would) and reap it."""
         if self._process is None:
             return
-        self._process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
         self._process.wait(timeout=30)
         self._process = None
 
     def log_tail(self, chars: int = 2000) -> str:
         """Return the end of the server's output, for failure messages."""
-        return self._log_path.read_text(errors="replace")[-chars:]
+        return self.log_path.read_text(errors="replace")[-chars:]
 
 
 class PythonLlamaServer(LlamaServer):
@@ -133,29 +171,7 @@ class PythonLlamaServer(LlamaServer):
 
     def command(self) -> list[str]:
         """Return the Python server's command line."""
-        return [
-            self.python,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(MODEL),
-            "--clip_model_path",
-            str(MMPROJ),
-            "--chat_format",
-            "qwen2.5-vl",
-            "--model_alias",
-            ALIAS,
-            "--n_ctx",
-            "4096",
-            "--n_threads",
-            THREADS,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--verbose",
-            "False",
-        ]
+        return python_server_command(self.python, self.port)
 
 
 class CppLlamaServer(LlamaServer):
@@ -178,27 +194,7 @@ class CppLlamaServer(LlamaServer):
 
     def command(self) -> list[str]:
         """Return the C++ server's command line."""
-        return [
-            self.binary,
-            "--model",
-            str(MODEL),
-            "--mmproj",
-            str(MMPROJ),
-            "--alias",
-            ALIAS,
-            "--ctx-size",
-            "4096",
-            "--parallel",
-            "1",
-            "--threads",
-            THREADS,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--metrics",
-            "--no-webui",
-        ]
+        return cpp_server_command(self.binary, self.port)
 
     def metrics(self) -> dict[str, float]:
         """Return the server's Prometheus counters and gauges (`llamacpp:` names, prefix dropped)."""

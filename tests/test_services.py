@@ -340,7 +340,11 @@ async def test_evaluate_rule_gives_the_live_verdict(
     rule_id = next(sid for sid, sub in entry.subentries.items() if sub.subentry_type == SUBENTRY_RULE)
     watcher = next(iter(entry.runtime_data.watchers.values()))
     live: list[bool | None] = []
-    watcher.events.verdicts.add(lambda verdicts, _reason, _now, _moving: live.append(verdicts.get(rule_id)))
+    watcher.events.verdicts.add(
+        lambda verdicts: live.append(
+            next((holds for asked, holds in verdicts.holds.items() if asked.rule_id == rule_id), None)
+        )
+    )
     # The second check: the first may have run before the window filled up.
     await wait_for(lambda: len(live) >= 2)
     live_requests = list(model_server.chat_requests)

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 
 from .const import EVENT_MILOCO
 from .devices import async_device_id
 from .engine.camera_state import PRESENCE_KEY, Changes
+from .engine.prompt import RuleSpec
 from .keyframes import KeyFrames
 from .listeners import Listeners
 
 type GestureListener = Callable[[str], None]
-# (rule verdicts, reason, now, moving): `moving` is False for a heartbeat check of a still scene.
-type VerdictListener = Callable[[dict[str, bool], str | None, float, bool], None]
+# Records the check's newest frame as the key frame of what it fired; returns where the event finds it.
+type KeyFrameRecorder = Callable[[str], dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdicts:
+    """One camera's answers to the rules a check asked, with what a rule needs to act on them."""
+
+    camera_entity_id: str
+    # Keyed by the rule as it was asked: a rule edited since the check started is not the same question.
+    holds: Mapping[RuleSpec, bool]
+    reason: str | None
+    now: float
+    # False for a heartbeat check of a still scene: such a check starts no event.
+    moving: bool
+    key_frame: KeyFrameRecorder
+
+
+type VerdictListener = Callable[[Verdicts], None]
 # (now): the scene has been still for a whole window since the last check; event rules re-arm.
 type StillListener = Callable[[float], None]
 # (available): False when the camera's answers stop counting (it fails, or its watcher stopped).
@@ -40,7 +59,7 @@ class CameraEvents:
         self._camera_entity_id = camera_entity_id
         self.state: Listeners[()] = Listeners()
         self.gestures: Listeners[str] = Listeners()
-        self.verdicts: Listeners[dict[str, bool], str | None, float, bool] = Listeners()
+        self.verdicts: Listeners[Verdicts] = Listeners()
         self.still: Listeners[float] = Listeners()
         self.availability: Listeners[bool] = Listeners()
 
@@ -62,7 +81,16 @@ class CameraEvents:
             else:
                 self.fire(f"activity_{transition}", activity=key)
         if changes.rules is not None:
-            self.verdicts(dict(changes.rules), reason, now, changes.moving)
+            self.verdicts(
+                Verdicts(
+                    camera_entity_id=self._camera_entity_id,
+                    holds=changes.rules,
+                    reason=reason,
+                    now=now,
+                    moving=changes.moving,
+                    key_frame=self._key_frames.record,
+                )
+            )
         if changes.rearmed:
             self.still(now)
         if changes:

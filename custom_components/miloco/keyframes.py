@@ -143,12 +143,3 @@ def prune(folder: Path, keep: int) -> list[Path]:
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
-
-
-def key_frame_reference(entry: ConfigEntry[Any], camera_entity_id: str, label: str) -> dict[str, str]:
-    """Record the camera's last check frame as the key frame of a rule trigger; return the event data."""
-    watcher = entry.runtime_data.watcher_for(camera_entity_id)
-    if watcher is None:
-        return {}
-    key_frames: KeyFrames = watcher.key_frames
-    return key_frames.record(label)

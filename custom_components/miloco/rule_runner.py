@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+import itertools
+from typing import Any, Final, cast
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
@@ -23,7 +24,6 @@ from .const import (
 from .devices import async_device_id
 from .engine.prompt import RuleSpec
 from .engine.rules import Debounce, EdgeTrigger, Transition
-from .keyframes import key_frame_reference
 from .listeners import Listeners
 
 # RuleConfig moved to rule_config.py; re-exported for the modules that import it from here.
@@ -31,6 +31,11 @@ from .rule_config import RuleConfig as RuleConfig  # noqa: PLC0414
 
 type TriggerListener = Callable[[str, str | None], None]
 type ConditionCheck = Callable[[Mapping[str, Any] | None], bool]
+# Records a check's newest frame as the key frame of a trigger; returns where the event finds it.
+type KeyFrameRecorder = Callable[[str], dict[str, str]]
+
+# Every runner built gets the next revision: the question it asks differs from the one an edit replaced.
+_REVISIONS: Final = itertools.count(1)
 
 
 async def async_validate_action(hass: HomeAssistant, action: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -62,6 +67,7 @@ class RuleRunner:
         self.subentry_id = subentry_id
         self.title = title
         self.config = config
+        self.revision = next(_REVISIONS)
         self.enabled = bool(entry.subentries[subentry_id].data.get(CONF_ENABLED, True))
         self.last_reason: str | None = None
         self.last_camera: str | None = None
@@ -95,7 +101,7 @@ class RuleRunner:
     @property
     def spec(self) -> RuleSpec:
         """Return what the cameras ask the model about this rule."""
-        return RuleSpec(self.subentry_id, self.config.condition)
+        return RuleSpec(self.subentry_id, self.config.condition, self.revision)
 
     @property
     def is_on(self) -> bool:
@@ -130,20 +136,28 @@ class RuleRunner:
 
     @callback
     def handle_verdict(
-        self, camera_entity_id: str, holds: bool, reason: str | None, now: float, *, moving: bool = True
+        self,
+        camera_entity_id: str,
+        holds: bool,
+        reason: str | None,
+        now: float,
+        *,
+        moving: bool = True,
+        key_frame: KeyFrameRecorder | None = None,
     ) -> None:
         """Take one camera's answer from a check that ran; any camera seeing it makes the rule hold.
 
         In event mode a check of a still scene (a heartbeat) cannot start an event: events need motion.
+        `key_frame` records the check's newest frame when the answer triggers the rule.
         """
-        if not self.enabled:
+        if not self.enabled or camera_entity_id not in self.config.cameras:
             return
         if self.config.mode == MODE_EVENT and not moving:
             holds = False
         self._verdicts[camera_entity_id] = holds
         if holds:
             self.last_reason, self.last_camera = reason, camera_entity_id
-        self._judge(camera_entity_id, reason, now)
+        self._judge(camera_entity_id, reason, now, key_frame)
 
     @callback
     def handle_still(self, camera_entity_id: str, now: float) -> None:
@@ -165,19 +179,21 @@ class RuleRunner:
         self._judge(camera_entity_id, None, now)
 
     @callback
-    def _judge(self, camera_entity_id: str, reason: str | None, now: float) -> None:
+    def _judge(
+        self, camera_entity_id: str, reason: str | None, now: float, key_frame: KeyFrameRecorder | None = None
+    ) -> None:
         """Combine the cameras' verdicts and run the rule's state machine on the result."""
         value = any(self._verdicts.values())
         if self.config.mode == MODE_EVENT:
             was = self._edge.value
             if self._edge.update(value, now):
-                self._trigger(camera_entity_id, reason)
+                self._trigger(camera_entity_id, reason, key_frame)
             elif was != value:
                 self._notify()
             return
         transition = self._debounce.update(value, now)
         if transition is Transition.STARTED:
-            self._trigger(camera_entity_id, reason)
+            self._trigger(camera_entity_id, reason, key_frame)
         elif transition is Transition.ENDED:
             self._notify()
 
@@ -188,7 +204,7 @@ class RuleRunner:
             self._notify()
 
     @callback
-    def _trigger(self, camera_entity_id: str, reason: str | None) -> None:
+    def _trigger(self, camera_entity_id: str, reason: str | None, key_frame: KeyFrameRecorder | None) -> None:
         """Publish the trigger, then run the action when the HA condition allows it."""
         LOGGER.debug("Rule %s triggered on %s", self.title, camera_entity_id)
         self._trigger_listeners(camera_entity_id, reason)
@@ -201,7 +217,8 @@ class RuleRunner:
             "reason": reason,
         }
         # ecosystem hook (issue 14): the event says where the frame that fired the rule is.
-        event_data.update(key_frame_reference(self.entry, camera_entity_id, self.title))
+        if key_frame is not None:
+            event_data.update(key_frame(self.title))
         context = Context()
         self.hass.bus.async_fire(EVENT_MILOCO, event_data, context=context)
         self._notify()

@@ -18,6 +18,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_interval
 
 from .camera_config import CameraConfig
+from .camera_events import Verdicts
 from .const import CONF_ENABLED, DOMAIN, LOGGER, SUBENTRY_CAMERA, SUBENTRY_RULE
 from .engine.backends.base import VisionBackend
 from .engine.prompt import RuleSpec
@@ -71,6 +72,10 @@ class MilocoRuntime:
             ),
             None,
         )
+
+    def rules_for(self, camera_entity_id: str) -> list[RuleRunner]:
+        """Return the rules that look at a camera, in the entry's order (enabled or not)."""
+        return [rule for rule in self.rules.values() if camera_entity_id in rule.config.cameras]
 
     @callback
     def async_register_platform(
@@ -238,28 +243,36 @@ def _connect_watcher(runtime: MilocoRuntime, watcher: CameraWatcher) -> None:
     """Wire one camera to the rules that look at it, found afresh each time: rules come and go live."""
     camera = watcher.config.camera_entity_id
 
-    def camera_rules() -> list[RuleRunner]:
-        return [rule for rule in runtime.rules.values() if camera in rule.config.cameras]
-
     def enabled_rules() -> tuple[RuleSpec, ...]:
-        return tuple(rule.spec for rule in camera_rules() if rule.enabled)
+        return tuple(rule.spec for rule in runtime.rules_for(camera) if rule.enabled)
 
     @callback
-    def judge(verdicts: dict[str, bool], reason: str | None, now: float, moving: bool) -> None:
-        for rule_id, holds in verdicts.items():
-            if (rule := runtime.rules.get(rule_id)) is not None:
-                rule.handle_verdict(camera, holds, reason, now, moving=moving)
+    def judge(verdicts: Verdicts) -> None:
+        for asked, holds in verdicts.holds.items():
+            rule = runtime.rules.get(asked.rule_id)
+            # A verdict belongs to the question it answers: a rule edited (or moved off this camera) since the
+            # check started asked something else, and its state is built only from its cameras of now.
+            if rule is None or rule.spec != asked or camera not in rule.config.cameras:
+                continue
+            rule.handle_verdict(
+                camera,
+                holds,
+                verdicts.reason,
+                verdicts.now,
+                moving=verdicts.moving,
+                key_frame=verdicts.key_frame,
+            )
 
     @callback
     def still(now: float) -> None:
-        for rule in camera_rules():
+        for rule in runtime.rules_for(camera):
             rule.handle_still(camera, now)
 
     @callback
     def availability(available: bool) -> None:
         if not available:
             now = time.monotonic()
-            for rule in camera_rules():
+            for rule in runtime.rules_for(camera):
                 rule.handle_camera_lost(camera, now)
 
     watcher.set_rule_provider(enabled_rules)

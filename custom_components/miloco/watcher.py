@@ -424,7 +424,9 @@ class CameraWatcher:
         self.failures.check_ok()
         self.key_frames.set_check_frame(frames[-1].jpeg)
         now = time.monotonic()
-        changes = self.state.answered(answer.observation, now, window_end=frames[-1].timestamp, moving=moving)
+        changes = self.state.answered(
+            answer.observation, now, window_end=frames[-1].timestamp, moving=moving, asked=spec.rules
+        )
         self.events.publish(changes, reason=answer.observation.reason, now=now)
         # Once this check's task has ended: the next check is a task of its own, not a part of this one.
         self.hass.loop.call_soon(self._start_wanted_check)

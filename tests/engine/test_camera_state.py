@@ -12,7 +12,7 @@ from custom_components.miloco.engine.camera_state import (
     CameraState,
     CameraStateSettings,
 )
-from custom_components.miloco.engine.prompt import Observation
+from custom_components.miloco.engine.prompt import Observation, RuleSpec
 from custom_components.miloco.engine.rules import Transition
 
 SETTINGS = CameraStateSettings(
@@ -68,12 +68,14 @@ def test_a_gate_skip_keeps_the_episode_and_the_states() -> None:
 
 def test_a_heartbeat_check_of_a_still_scene_starts_no_event_but_updates_states() -> None:
     state = CameraState(SETTINGS)
+    asked = (RuleSpec("r1", "someone waves", revision=3), RuleSpec("r2", "the door is open", revision=1))
     changes = state.answered(
-        seen("wave", activities=("reading",), r1=True), 0.0, window_end=0.0, moving=False
+        seen("wave", activities=("reading",), r1=True), 0.0, window_end=0.0, moving=False, asked=asked
     )
     assert changes.gestures == []
     assert changes.transitions == [("reading", Transition.STARTED), (PRESENCE_KEY, Transition.STARTED)]
-    assert changes.rules == {"r1": True}
+    # Each verdict is keyed by the rule as the check asked it (its revision included); unanswered is "no".
+    assert changes.rules == {asked[0]: True, asked[1]: False}
     assert changes.moving is False
 
 

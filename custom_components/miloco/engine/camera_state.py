@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .labels import PRESENCE
-from .prompt import Observation
+from .prompt import Observation, RuleSpec
 from .rules import EpisodeTracker, HoldState, Transition
 
 PRESENCE_KEY = PRESENCE.key
@@ -37,8 +37,9 @@ class Changes:
     gestures: list[str] = field(default_factory=list)
     # (activity key or PRESENCE_KEY, started/ended).
     transitions: list[tuple[str, Transition]] = field(default_factory=list)
-    # This camera's rule verdicts from a check (None when no check answered).
-    rules: Mapping[str, bool] | None = None
+    # This camera's verdict on each rule the check asked, keyed by the question as it was asked (None when no
+    # check answered).
+    rules: Mapping[RuleSpec, bool] | None = None
     # False when the check saw a still scene (a heartbeat): such a check starts no event.
     moving: bool = True
     # The scene has been still for a whole window since the last check: event verdicts are "no" again.
@@ -68,13 +69,22 @@ class CameraState:
         """Return whether an activity (or presence, PRESENCE_KEY) is going on."""
         return self._holds[key].is_on
 
-    def answered(self, observation: Observation, now: float, *, window_end: float, moving: bool) -> Changes:
+    def answered(
+        self,
+        observation: Observation,
+        now: float,
+        *,
+        window_end: float,
+        moving: bool,
+        asked: tuple[RuleSpec, ...] = (),
+    ) -> Changes:
         """Take a check's answer about a window whose newest frame was taken at `window_end`.
 
-        A check of a still scene (`moving` False, a heartbeat) re-validates states but starts no gesture:
-        events need motion.
+        `asked` are the rules the check asked about, as they were when it started. A check of a still scene
+        (`moving` False, a heartbeat) re-validates states but starts no gesture: events need motion.
         """
-        changes = Changes(rules=dict(observation.rules), moving=moving)
+        rules = {spec: observation.rules.get(spec.rule_id, False) for spec in asked}
+        changes = Changes(rules=rules, moving=moving)
         for key, tracker in self._episodes.items():
             if tracker.update(moving and key in observation.gestures, now):
                 changes.gestures.append(key)

@@ -38,6 +38,9 @@ class RuleSpec:
 
     rule_id: str
     condition_text: str
+    # Which configuration of the rule asked: a rule rebuilt by an edit gets a new revision, so that an answer
+    # to the question it asked before the edit is never taken for an answer to the new one.
+    revision: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -89,7 +89,8 @@ async def test_a_fallback_refusing_its_key_is_named_and_reauth_fixes_its_key(
 
     form = await hass.config_entries.flow.async_configure(flow["flow_id"])
     assert form["step_id"] == "reauth_confirm"
-    assert form["description_placeholders"] == {"title": entry.title, "servers": f"2 ({redacted})"}
+    placeholders = form["description_placeholders"]
+    assert (placeholders["title"], placeholders["servers"]) == (entry.title, f"2 ({redacted})")
     assert list(form["data_schema"].schema) == ["api_key", "api_key_2"]
     assert_no_secret(str(form), str(issue.translation_placeholders))
 

@@ -372,7 +372,7 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reauth_entry()
         refused = refused_servers(self.hass, entry)
         if user_input is not None:
-            data, errors = await async_check_new_keys(self.hass, entry.data, _entered(user_input), refused)
+            data, errors = await async_check_new_keys(self.hass, entry.data, _entered(user_input))
             if data is not None:
                 return self._async_save(entry, "reauth_successful", data=data)
         return self.async_show_form(

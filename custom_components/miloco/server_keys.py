@@ -149,30 +149,31 @@ def _with_key(data: Mapping[str, Any], index: int, api_key: str | None) -> dict[
 
 
 async def async_check_new_keys(
-    hass: HomeAssistant, data: Mapping[str, Any], values: dict[str, Any], refused: list[int]
+    hass: HomeAssistant, data: Mapping[str, Any], values: dict[str, Any]
 ) -> tuple[dict[str, Any] | None, dict[str, str]]:
     """Return the entry data with the new keys, each accepted by its server; or the form's errors.
 
-    An empty field keeps the stored key of a server that took it, and removes the key of a server that
-    refused it (the server may no longer ask for one). Each changed server is asked for its model list.
+    With fallback servers a field left empty keeps that server's stored key (and one key at least is
+    needed); a single server's empty field removes its key, for a server that no longer asks for one.
+    Each server whose key changes is asked for its model list with the new key before anything is saved.
     """
     count = len(server_settings(data))
     errors = form_errors(_key_settings(count), values)
     if errors:
         return None, errors
+    entered = {index: values.get(key_field(index)) or None for index in range(count)}
+    if count > 1:
+        entered = {index: api_key for index, api_key in entered.items() if api_key}
+    if not entered:
+        return None, {"base": "key_required"}
     changed = dict(data)
-    probed: list[int] = []
-    for index in range(count):
-        api_key = values.get(key_field(index)) or None
-        if api_key is None and index not in refused:
-            continue
+    for index, api_key in entered.items():
         changed = _with_key(changed, index, api_key)
-        probed.append(index)
     settings = server_settings(changed)
     results = await asyncio.gather(
-        *(async_list_remote_models(hass, settings[index]) for index in probed), return_exceptions=True
+        *(async_list_remote_models(hass, settings[index]) for index in entered), return_exceptions=True
     )
-    for index, result in zip(probed, results, strict=True):
+    for index, result in zip(entered, results, strict=True):
         if isinstance(result, InvalidAuth):
             errors[key_field(index)] = "invalid_auth"
         elif isinstance(result, BackendError):

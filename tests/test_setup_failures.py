@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
@@ -20,9 +21,7 @@ from custom_components.miloco.engine.probe import probe_request
 from custom_components.miloco.reasons import reason_text
 
 from .helpers import remote_entry
-from .model_server import FakeModelServer, error
-from .perception_helpers import wait_for, watch
-from .scenes import SceneCamera, waving_hand
+from .model_server import FakeModelServer
 from .test_config_flow_embedded import FIXTURES, _embedded_entry
 
 
@@ -35,6 +34,16 @@ def _all_reasons() -> set[str]:
         reasons.add(cls.reason)
         pending.extend(cls.__subclasses__())
     return reasons
+
+
+def _keeping(create: Callable[..., VisionBackend], made: list[VisionBackend]) -> Callable[..., VisionBackend]:
+    """Return the backend factory, keeping each backend it makes for the test to inspect."""
+
+    def create_and_keep(*args: Any) -> VisionBackend:
+        made.append(create(*args))
+        return made[-1]
+
+    return create_and_keep
 
 
 async def test_every_reason_has_a_text(hass: HomeAssistant) -> None:
@@ -61,41 +70,33 @@ async def test_a_backend_not_ready_says_why_in_words(
 
 
 async def test_the_backend_failing_repair_says_why_in_words(
-    hass: HomeAssistant, model_server: FakeModelServer, monkeypatch: pytest.MonkeyPatch
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(health, "BACKEND_ISSUE_AFTER_S", 0.5)
-    model_server.default_reply = error(500, "CUDA out of memory")
-    entry = await watch(hass, model_server, SceneCamera("Living room", waving_hand()))
-    issue_id = f"backend_failing_{entry.entry_id}"
-    await wait_for(lambda: ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None, within=20)
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+    assert await async_setup_component(hass, DOMAIN, {})
+    monkeypatch.setattr(health, "BACKEND_ISSUE_AFTER_S", 0.0)
+    backend_health = health.BackendHealth(hass, "entry-id", "Desk GPU")
+    backend_health.record_failure(backend_errors.ServerError("CUDA out of memory"))
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, backend_health.issue_id)
     assert issue is not None
-    assert issue.translation_placeholders == {"title": entry.title, "reason": "the server failed to answer"}
-    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert issue.translation_placeholders == {"title": "Desk GPU", "reason": "the server failed to answer"}
 
 
 async def test_any_loader_error_frees_the_model(hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch) -> None:
     llama_cpp = pytest.importorskip("llama_cpp", reason="the embedded runtime is built by scripts/setup")
     hass.config.allowlist_external_dirs = {str(FIXTURES)}
-    started: list[VisionBackend] = []
-    real_create_backend = miloco.create_backend
-
-    def recording_create_backend(hass: HomeAssistant, entry: Any) -> VisionBackend:
-        backend = real_create_backend(hass, entry)
-        started.append(backend)
-        return backend
+    made: list[VisionBackend] = []
 
     def out_of_memory(*args: Any, **kwargs: Any) -> Any:
         # Not one of the errors the loader turns into ModelLoadError: it reaches setup as it is.
         raise MemoryError("cannot allocate the model's buffers")
 
-    monkeypatch.setattr(miloco, "create_backend", recording_create_backend)
+    monkeypatch.setattr(miloco, "create_backend", _keeping(miloco.create_backend, made))
     monkeypatch.setattr(llama_cpp, "Llama", out_of_memory)
     entry = _embedded_entry()
     entry.add_to_hass(hass)
     assert not await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.SETUP_ERROR
-    (backend,) = started
+    (backend,) = made
     request = await hass.async_add_executor_job(probe_request)
     with pytest.raises(BackendClosed):
         await backend.async_complete(request)

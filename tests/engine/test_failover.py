@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 import time
 from typing import Any
 
@@ -391,29 +391,36 @@ async def test_diagnostics_name_the_active_server_without_secrets(
     await backend.async_close()
 
 
-def _keyed(
-    session: aiohttp.ClientSession, *servers: FakeModelServer, concurrency: int = 2, **kwargs: Any
+def _failover(
+    session: aiohttp.ClientSession,
+    *servers: FakeModelServer,
+    keys: Sequence[str | None] | None = None,
+    slots: Sequence[int] | None = None,
+    timeout_s: float = 2.0,
+    **kwargs: Any,
 ) -> FailoverBackend:
-    """Return a failover backend whose servers each send the key their server expects now."""
+    """Return a failover backend with each server's own key (by default the one it expects now) and slots."""
     backends = [
         OpenAICompatBackend(
             session,
             base_url=server.url,
             model=MODEL,
-            api_key=server.api_key,
-            timeout_s=2.0,
-            max_concurrency=concurrency,
+            api_key=server.api_key if keys is None else keys[index],
+            timeout_s=timeout_s,
+            max_concurrency=2 if slots is None else slots[index],
         )
-        for server in servers
+        for index, server in enumerate(servers)
     ]
-    return FailoverBackend(backends, probe_interval_s=PROBE_S, max_probe_interval_s=PROBE_S * 4, **kwargs)
+    kwargs.setdefault("probe_interval_s", PROBE_S)
+    kwargs.setdefault("max_probe_interval_s", PROBE_S * 4)
+    return FailoverBackend(backends, **kwargs)
 
 
 async def test_a_key_refused_at_run_time_moves_the_same_request_to_the_next_server(
     model_server: FakeModelServer, second_server: FakeModelServer, session: aiohttp.ClientSession
 ) -> None:
     model_server.api_key, second_server.api_key = "sk-first", "sk-second"
-    backend = _keyed(session, model_server, second_server)
+    backend = _failover(session, model_server, second_server)
     refusals: list[tuple[int, bool]] = []
     backend.add_auth_listener(lambda index, refused: refusals.append((index, refused)))
     await backend.async_start()
@@ -443,11 +450,7 @@ async def test_a_key_refused_at_start_is_reported_and_not_probed_like_a_dead_ser
     model_server: FakeModelServer, second_server: FakeModelServer, session: aiohttp.ClientSession
 ) -> None:
     model_server.api_key = "sk-current"
-    backends = [
-        OpenAICompatBackend(session, base_url=model_server.url, model=MODEL, api_key="sk-old"),
-        OpenAICompatBackend(session, base_url=second_server.url, model=MODEL),
-    ]
-    backend = FailoverBackend(backends, probe_interval_s=PROBE_S, max_probe_interval_s=PROBE_S * 4)
+    backend = _failover(session, model_server, second_server, keys=["sk-old", None])
     refusals: list[tuple[int, bool]] = []
     backend.add_auth_listener(lambda index, refused: refusals.append((index, refused)))
     await backend.async_start()
@@ -463,7 +466,7 @@ async def test_a_refused_key_that_works_again_puts_the_server_back(
     model_server: FakeModelServer, second_server: FakeModelServer, session: aiohttp.ClientSession
 ) -> None:
     model_server.api_key = "sk-first"
-    backend = _keyed(session, model_server, second_server, auth_probe_interval_s=PROBE_S)
+    backend = _failover(session, model_server, second_server, auth_probe_interval_s=PROBE_S)
     refusals: list[tuple[int, bool]] = []
     backend.add_auth_listener(lambda index, refused: refusals.append((index, refused)))
     await backend.async_start()
@@ -482,7 +485,7 @@ async def test_invalid_auth_only_when_no_server_takes_its_key(
     model_server: FakeModelServer, second_server: FakeModelServer, session: aiohttp.ClientSession
 ) -> None:
     model_server.api_key, second_server.api_key = "sk-first", "sk-second"
-    backend = _keyed(session, model_server, second_server)
+    backend = _failover(session, model_server, second_server)
     await backend.async_start()
     model_server.api_key = second_server.api_key = "sk-rotated"
     with pytest.raises(InvalidAuth):
@@ -495,11 +498,7 @@ async def test_invalid_auth_only_when_no_server_takes_its_key(
     assert (len(model_server.requests), len(second_server.requests)) == sent
     await backend.async_close()
     # At start, too: setup asks for new keys only when no server takes its own.
-    wrong = [
-        OpenAICompatBackend(session, base_url=server.url, model=MODEL, api_key="sk-wrong")
-        for server in (model_server, second_server)
-    ]
-    refused = FailoverBackend(wrong, probe_interval_s=PROBE_S)
+    refused = _failover(session, model_server, second_server, keys=["sk-wrong", "sk-wrong"])
     with pytest.raises(InvalidAuth):
         await refused.async_start()
     await refused.async_close()
@@ -509,12 +508,8 @@ async def test_a_server_down_and_one_refusing_its_key_is_a_connection_problem_at
     model_server: FakeModelServer, second_server: FakeModelServer, session: aiohttp.ClientSession
 ) -> None:
     second_server.api_key = "sk-current"
-    backends = [
-        OpenAICompatBackend(session, base_url=model_server.url, model=MODEL),
-        OpenAICompatBackend(session, base_url=second_server.url, model=MODEL, api_key="sk-old"),
-    ]
     await _stop_between_checks(model_server)
-    backend = FailoverBackend(backends, probe_interval_s=PROBE_S)
+    backend = _failover(session, model_server, second_server, keys=[None, "sk-old"])
     # The first server may come back: setup retries rather than asking for keys only.
     with pytest.raises(CannotConnect):
         await backend.async_start()
@@ -526,15 +521,9 @@ async def test_waiting_for_a_slot_is_not_a_fault_of_the_server(
 ) -> None:
     # A 4-slot primary goes away while 4 checks are connecting: all 4 move to a 1-slot fallback, where
     # they queue. Each answer takes 0.4 s, so the last waits 1.2 s for its slot: longer than the 1 s timeout.
-    backends = [
-        OpenAICompatBackend(
-            session, base_url=model_server.url, model=MODEL, timeout_s=1.0, max_concurrency=4
-        ),
-        OpenAICompatBackend(
-            session, base_url=second_server.url, model=MODEL, timeout_s=1.0, max_concurrency=1
-        ),
-    ]
-    backend = FailoverBackend(backends, probe_interval_s=60)
+    backend = _failover(
+        session, model_server, second_server, slots=[4, 1], timeout_s=1.0, probe_interval_s=60
+    )
     await backend.async_start()
     second_server.default_reply = Reply(delay_s=0.4)
     await _stop_between_checks(model_server)
@@ -550,11 +539,9 @@ async def test_waiting_for_a_slot_is_not_a_fault_of_the_server(
 async def test_a_request_waiting_for_the_slot_of_a_server_that_fails_goes_to_the_next(
     model_server: FakeModelServer, second_server: FakeModelServer, session: aiohttp.ClientSession
 ) -> None:
-    backends = [
-        OpenAICompatBackend(session, base_url=server.url, model=MODEL, timeout_s=0.5, max_concurrency=1)
-        for server in (model_server, second_server)
-    ]
-    backend = FailoverBackend(backends, probe_interval_s=60)
+    backend = _failover(
+        session, model_server, second_server, slots=[1, 1], timeout_s=0.5, probe_interval_s=60
+    )
     await backend.async_start()
     model_server.default_reply = hang()
     first = asyncio.create_task(backend.async_complete(_request()))

@@ -197,6 +197,18 @@ class FailoverBackend:
             for server in self._servers
         ]
 
+    def diagnostics(self) -> dict[str, Any]:
+        """Return secret-free facts about every server and which one serves."""
+        return {
+            "kind": "failover",
+            "active_index": self.active_index,
+            "servers": [
+                {**asdict(status), "backend": server.backend.diagnostics()}
+                for status, server in zip(self.servers(), self._servers, strict=True)
+            ],
+            "stats": self._stats.as_dict(),
+        }
+
     def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call listener whenever the active server changes; return a function that removes it."""
         self._listeners.append(listener)
@@ -252,18 +264,6 @@ class FailoverBackend:
         if self._closed:
             raise BackendClosed("backend is closed")
         return await self._stats.count(self._complete(request))
-
-    def diagnostics(self) -> dict[str, Any]:
-        """Return secret-free facts about every server and which one serves."""
-        return {
-            "kind": "failover",
-            "active_index": self.active_index,
-            "servers": [
-                {**asdict(status), "backend": server.backend.diagnostics()}
-                for status, server in zip(self.servers(), self._servers, strict=True)
-            ],
-            "stats": self._stats.as_dict(),
-        }
 
     async def _complete(self, request: VisionRequest) -> VisionReply:
         """Send the request to one server, moving on only while servers prove they did no work on it."""

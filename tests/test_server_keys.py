@@ -94,6 +94,9 @@ async def test_a_fallback_refusing_its_key_is_named_and_reauth_fixes_its_key(
     assert list(form["data_schema"].schema) == ["api_key", "api_key_2"]
     assert_no_secret(str(form), str(issue.translation_placeholders))
 
+    # Nothing entered would change nothing: one key at least.
+    result = await hass.config_entries.flow.async_configure(flow["flow_id"], {})
+    assert result["errors"] == {"base": "key_required"}
     result = await hass.config_entries.flow.async_configure(flow["flow_id"], {"api_key_2": "sk-still-wrong"})
     assert result["errors"] == {"api_key_2": "invalid_auth"}
     assert entry.data[CONF_FALLBACKS][0][CONF_API_KEY] == STALE_KEY

@@ -85,7 +85,8 @@ async def test_refused_key_starts_reauth(hass: HomeAssistant, model_server: Fake
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
 
     result = await hass.config_entries.flow.async_configure(flows[0]["flow_id"], {"api_key": "still-wrong"})
-    assert result["errors"] == {"base": "invalid_auth"}
+    # The refused key is marked on its own field: with fallback servers the form has one per server.
+    assert result["errors"] == {"api_key": "invalid_auth"}
     result = await hass.config_entries.flow.async_configure(flows[0]["flow_id"], {"api_key": "new-key"})
     assert result["type"] == "abort"
     assert result["reason"] == "reauth_successful"

@@ -22,6 +22,7 @@ ERROR_SECTIONS = {
     "config_flow.py": CONFIG_ERRORS,
     "flow_checks.py": CONFIG_ERRORS,
     "fallback_servers.py": CONFIG_ERRORS,
+    "server_keys.py": CONFIG_ERRORS,
     "camera_flow.py": CAMERA_ERRORS,
     "rule_flow.py": RULE_ERRORS,
 }

@@ -25,7 +25,9 @@ from .const import (
 from .engine.backends.errors import BackendError, InvalidAuth, ModelLoadError
 from .flow_checks import async_check_model_files
 from .health import backend_issue_id
+from .reasons import reason_text
 from .runtime import MilocoConfigEntry, async_apply_subentry_changes, async_create_runtime
+from .server_keys import follow_refused_keys
 from .services import async_register_services
 
 PLATFORMS: list[Platform] = [
@@ -54,6 +56,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> bo
         await _async_check_embedded(hass, entry)
     backend = create_backend(hass, entry)
     try:
+        # A fallback server refusing its key is named in Repairs and asks for reauth, while the others serve.
+        entry.async_on_unload(follow_refused_keys(hass, entry, backend))
         await backend.async_start()
     except InvalidAuth as err:
         await backend.async_close()
@@ -66,8 +70,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> bo
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
             translation_key="backend_unavailable",
-            translation_placeholders={"reason": err.reason},
+            translation_placeholders={"reason": reason_text(hass, err)},
         ) from err
+    except BaseException:
+        # Any other error of the loader (or a cancelled setup) must not leave a model loaded on every retry.
+        await backend.async_close()
+        raise
     ir.async_delete_issue(hass, DOMAIN, _issue_id(entry))
     try:
         runtime = await async_create_runtime(hass, entry, backend)

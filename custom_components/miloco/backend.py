@@ -86,9 +86,9 @@ def follow_active_server_limit(backend: VisionBackend, limiter: FairLimiter) -> 
     """Keep the entry's check limiter at the active server's limit; return a function that stops it.
 
     The limiter is built from the backend's max_concurrency, the highest limit of any server. A fallback
-    that takes fewer requests at once would queue the surplus in its own slots, where a check waits up to
-    its timeout, and a wait that runs out counts as that server's fault (the server is marked down while
-    healthy). At the active server's limit the limiter skips those checks instead, as it does for one server.
+    that takes fewer requests at once would queue the surplus in its own slots, where a check grows stale
+    while it waits (the wait is not counted against the server). At the active server's limit the limiter
+    skips those checks instead, as it does for one server.
     """
     if not isinstance(backend, FailoverBackend):
         return lambda: None

@@ -66,6 +66,7 @@ from .fallback_servers import (
 from .flow_checks import async_check_model_files, async_list_remote_models, async_probe_remote
 from .form_fields import number_field, text_field
 from .rule_flow import RuleSubentryFlow
+from .server_keys import async_check_new_keys, reauth_schema, refused_servers, server_name
 from .settings import (
     API_KEY_TEXT,
     CONTEXT_SIZE,
@@ -103,8 +104,6 @@ EMBEDDED_SCHEMA = vol.Schema(
         vol.Required(CONF_TIMEOUT, default=EMBEDDED_TIMEOUT.default): number_field(EMBEDDED_TIMEOUT),
     }
 )
-
-REAUTH_SCHEMA = vol.Schema({vol.Optional(CONF_API_KEY): text_field(API_KEY_TEXT, TextSelectorType.PASSWORD)})
 
 
 def remote_unique_id(url: str, model: str) -> str:
@@ -364,32 +363,26 @@ class MilocoConfigFlow(ConfigFlow, domain=DOMAIN):
         return self._async_finish(title, unique_id, data), {}
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
-        """Ask for a new API key after the server refused the stored one."""
+        """Ask for new API keys after a server (the first or a fallback) refused its stored one."""
         return await self.async_step_reauth_confirm()
 
     async def async_step_reauth_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Check the new key against the server before saving it."""
+        """Offer the key of every server, naming those that refused theirs; check new keys before saving."""
         errors: dict[str, str] = {}
         entry = self._get_reauth_entry()
+        refused = refused_servers(self.hass, entry)
         if user_input is not None:
-            values = _entered(user_input)
-            errors = form_errors((API_KEY_TEXT,), values)
-        if user_input is not None and not errors:
-            data = {**entry.data}
-            data.pop(CONF_API_KEY, None)
-            if values.get(CONF_API_KEY):
-                data[CONF_API_KEY] = values[CONF_API_KEY]
-            try:
-                await async_list_remote_models(self.hass, data)
-            except BackendError as err:
-                errors["base"] = err.reason
-            else:
+            data, errors = await async_check_new_keys(self.hass, entry.data, _entered(user_input))
+            if data is not None:
                 return self._async_save(entry, "reauth_successful", data=data)
         return self.async_show_form(
             step_id="reauth_confirm",
-            data_schema=REAUTH_SCHEMA,
+            data_schema=reauth_schema(entry.data),
             errors=errors,
-            description_placeholders={"title": entry.title},
+            description_placeholders={
+                "title": entry.title,
+                "servers": ", ".join(server_name(entry.data, index) for index in refused),
+            },
         )
 
     def _current_data(self) -> Mapping[str, Any]:

@@ -10,6 +10,7 @@ from homeassistant.helpers import issue_registry as ir
 
 from .const import BACKEND_ISSUE_AFTER_S, DOMAIN, LOGGER
 from .engine.backends.errors import BackendError, InvalidAuth
+from .reasons import reason_text
 
 
 def backend_issue_id(entry_id: str) -> str:
@@ -73,5 +74,5 @@ class BackendHealth:
             is_fixable=False,
             severity=ir.IssueSeverity.ERROR,
             translation_key="backend_failing",
-            translation_placeholders={"title": self._title, "reason": err.reason},
+            translation_placeholders={"title": self._title, "reason": reason_text(self._hass, err)},
         )

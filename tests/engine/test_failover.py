@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 import time
 from typing import Any
 
@@ -182,13 +182,12 @@ async def test_server_faults_move_the_next_check(
     ("fault", "expected"),
     [
         (rate_limited("30"), RateLimited),
-        (error(401, "revoked"), InvalidAuth),
         (context_exceeded(), RequestTooLarge),
         (error(400, "max_tokens must be at least 1"), ServerError),
         (Reply(raw_body=b'{"choices": [{"message": {"content": [{"type": "text", "text": 1}]}}]}'), BadReply),
     ],
 )
-async def test_faults_of_the_request_or_the_account_do_not_move(
+async def test_faults_of_the_request_do_not_move(
     model_server: FakeModelServer,
     second_server: FakeModelServer,
     make_failover: Callable[..., FailoverBackend],
@@ -390,3 +389,215 @@ async def test_diagnostics_name_the_active_server_without_secrets(
     assert [server["active"] for server in diagnostics["servers"]] == [True, False]
     assert "sk-failover-secret" not in str(diagnostics)
     await backend.async_close()
+
+
+def _failover(
+    session: aiohttp.ClientSession,
+    *servers: FakeModelServer,
+    keys: Sequence[str | None] | None = None,
+    slots: Sequence[int] | None = None,
+    timeout_s: float = 2.0,
+    **kwargs: Any,
+) -> FailoverBackend:
+    """Return a failover backend with each server's own key (by default the one it expects now) and slots."""
+    backends = [
+        OpenAICompatBackend(
+            session,
+            base_url=server.url,
+            model=MODEL,
+            api_key=server.api_key if keys is None else keys[index],
+            timeout_s=timeout_s,
+            max_concurrency=2 if slots is None else slots[index],
+        )
+        for index, server in enumerate(servers)
+    ]
+    kwargs.setdefault("probe_interval_s", PROBE_S)
+    kwargs.setdefault("max_probe_interval_s", PROBE_S * 4)
+    return FailoverBackend(backends, **kwargs)
+
+
+async def test_a_key_refused_at_run_time_moves_the_same_request_to_the_next_server(
+    model_server: FakeModelServer, second_server: FakeModelServer, session: aiohttp.ClientSession
+) -> None:
+    model_server.api_key, second_server.api_key = "sk-first", "sk-second"
+    backend = _failover(session, model_server, second_server)
+    refusals: list[tuple[int, bool]] = []
+    backend.add_auth_listener(lambda index, refused: refusals.append((index, refused)))
+    await backend.async_start()
+    # The first server's key is revoked: a 401 means it did no work, so the request may go on.
+    model_server.api_key = "sk-rotated"
+    reply = await backend.async_complete(_request())
+    assert reply.text == '{"result": "yes"}'
+    assert (len(model_server.chat_requests), len(second_server.chat_requests)) == (1, 1)
+    assert backend.active_index == 1
+    assert refusals == [(0, True)]
+    first = backend.servers()[0]
+    assert first.key_refused
+    assert first.last_error == "invalid_auth"
+    # It waits for a new key: no probe at the growing back-off of a server that is down.
+    assert first.next_probe_in_s is not None
+    assert first.next_probe_in_s > PROBE_S * 100
+    probes = model_server.requests.count({"path": "/v1/models"})
+    await asyncio.sleep(PROBE_S * 6)
+    assert model_server.requests.count({"path": "/v1/models"}) == probes
+    await backend.async_complete(_request())
+    assert len(second_server.chat_requests) == 2
+    assert refusals == [(0, True)]
+    await backend.async_close()
+
+
+async def test_a_key_refused_at_start_is_reported_and_not_probed_like_a_dead_server(
+    model_server: FakeModelServer, second_server: FakeModelServer, session: aiohttp.ClientSession
+) -> None:
+    model_server.api_key = "sk-current"
+    backend = _failover(session, model_server, second_server, keys=["sk-old", None])
+    refusals: list[tuple[int, bool]] = []
+    backend.add_auth_listener(lambda index, refused: refusals.append((index, refused)))
+    await backend.async_start()
+    assert backend.active_index == 1
+    assert refusals == [(0, True)]
+    await asyncio.sleep(PROBE_S * 8)
+    # One model list at start, none since: a dead server would have been probed several times by now.
+    assert model_server.requests == [{"path": "/v1/models"}]
+    await backend.async_close()
+
+
+async def test_a_refused_key_that_works_again_puts_the_server_back(
+    model_server: FakeModelServer, second_server: FakeModelServer, session: aiohttp.ClientSession
+) -> None:
+    model_server.api_key = "sk-first"
+    backend = _failover(session, model_server, second_server, auth_probe_interval_s=PROBE_S)
+    refusals: list[tuple[int, bool]] = []
+    backend.add_auth_listener(lambda index, refused: refusals.append((index, refused)))
+    await backend.async_start()
+    model_server.api_key = "sk-rotated"
+    await backend.async_complete(_request())
+    assert backend.active_index == 1
+    # The server's admin restores the key: the rare probe finds it, and the user need not act.
+    model_server.api_key = "sk-first"
+    await _until(lambda: backend.active_index == 0)
+    assert refusals == [(0, True), (0, False)]
+    assert not backend.servers()[0].key_refused
+    await backend.async_close()
+
+
+async def test_invalid_auth_only_when_no_server_takes_its_key(
+    model_server: FakeModelServer, second_server: FakeModelServer, session: aiohttp.ClientSession
+) -> None:
+    model_server.api_key, second_server.api_key = "sk-first", "sk-second"
+    backend = _failover(session, model_server, second_server)
+    await backend.async_start()
+    model_server.api_key = second_server.api_key = "sk-rotated"
+    with pytest.raises(InvalidAuth):
+        await backend.async_complete(_request())
+    assert backend.active_index is None
+    # Known refused: no further request is sent, the caller hears the same at once.
+    sent = len(model_server.requests), len(second_server.requests)
+    with pytest.raises(InvalidAuth):
+        await backend.async_complete(_request())
+    assert (len(model_server.requests), len(second_server.requests)) == sent
+    await backend.async_close()
+    # At start, too: setup asks for new keys only when no server takes its own.
+    refused = _failover(session, model_server, second_server, keys=["sk-wrong", "sk-wrong"])
+    with pytest.raises(InvalidAuth):
+        await refused.async_start()
+    await refused.async_close()
+
+
+async def test_a_server_down_and_one_refusing_its_key_is_a_connection_problem_at_start(
+    model_server: FakeModelServer, second_server: FakeModelServer, session: aiohttp.ClientSession
+) -> None:
+    second_server.api_key = "sk-current"
+    await _stop_between_checks(model_server)
+    backend = _failover(session, model_server, second_server, keys=[None, "sk-old"])
+    # The first server may come back: setup retries rather than asking for keys only.
+    with pytest.raises(CannotConnect):
+        await backend.async_start()
+    await backend.async_close()
+
+
+async def test_waiting_for_a_slot_is_not_a_fault_of_the_server(
+    model_server: FakeModelServer, second_server: FakeModelServer, session: aiohttp.ClientSession
+) -> None:
+    # A 4-slot primary goes away while 4 checks are connecting: all 4 move to a 1-slot fallback, where
+    # they queue. Each answer takes 0.4 s, so the last waits 1.2 s for its slot: longer than the 1 s timeout.
+    backend = _failover(
+        session, model_server, second_server, slots=[4, 1], timeout_s=1.0, probe_interval_s=60
+    )
+    await backend.async_start()
+    second_server.default_reply = Reply(delay_s=0.4)
+    await _stop_between_checks(model_server)
+    replies = await asyncio.gather(*(backend.async_complete(_request()) for _ in range(4)))
+    assert len(replies) == 4
+    assert second_server.in_flight_max == 1
+    assert backend.active_index == 1
+    fallback = backend.servers()[1]
+    assert (fallback.healthy, fallback.consecutive_failures, fallback.last_error) == (True, 0, None)
+    await backend.async_close()
+
+
+async def test_a_request_waiting_for_the_slot_of_a_server_that_fails_goes_to_the_next(
+    model_server: FakeModelServer, second_server: FakeModelServer, session: aiohttp.ClientSession
+) -> None:
+    backend = _failover(
+        session, model_server, second_server, slots=[1, 1], timeout_s=0.5, probe_interval_s=60
+    )
+    await backend.async_start()
+    model_server.default_reply = hang()
+    first = asyncio.create_task(backend.async_complete(_request()))
+    await _until(lambda: model_server.in_flight == 1)
+    # Queued behind the hanging request: it never reaches the first server, which is marked down meanwhile.
+    queued = asyncio.create_task(backend.async_complete(_request()))
+    with pytest.raises(BackendTimeout):
+        await first
+    reply = await queued
+    assert reply.text == '{"result": "yes"}'
+    assert (len(model_server.chat_requests), len(second_server.chat_requests)) == (1, 1)
+    await backend.async_close()
+
+
+async def test_close_passes_the_callers_cancellation_on(
+    model_server: FakeModelServer,
+    second_server: FakeModelServer,
+    make_failover: Callable[..., FailoverBackend],
+) -> None:
+    backend = make_failover(model_server, second_server)
+    await backend.async_start()
+    closing = asyncio.create_task(backend.async_close())
+    # Let close cancel the prober and wait for it, then cancel the caller during that wait.
+    await asyncio.sleep(0)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert closing.cancelled()
+    with pytest.raises(BackendClosed):
+        await backend.async_complete(_request())
+
+
+async def test_a_failing_listener_ends_neither_the_request_nor_the_prober(
+    model_server: FakeModelServer,
+    second_server: FakeModelServer,
+    make_failover: Callable[..., FailoverBackend],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = make_failover(model_server, second_server)
+    await backend.async_start()
+
+    def broken() -> None:
+        raise RuntimeError("listener bug")
+
+    backend.add_listener(broken)
+    backend.add_auth_listener(lambda index, refused: broken())
+    port = model_server.port
+    await _stop_between_checks(model_server)
+    reply = await backend.async_complete(_request())
+    assert reply.text == '{"result": "yes"}'
+    assert backend.active_index == 1
+    # The prober still finds the first server when it is back, though the listener fails again then.
+    await model_server.start(port)
+    await _until(lambda: backend.active_index == 0)
+    await _stop_between_checks(model_server)
+    await backend.async_complete(_request())
+    await model_server.start(port)
+    await _until(lambda: backend.active_index == 0)
+    assert "listener bug" in caplog.text

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+from .errors import BackendError
 
 # The documented switch that turns MiMo-VL's chain of thought off for one turn.
 NO_THINK_SUFFIX = "/no_think"
@@ -56,6 +58,27 @@ class BackendStats:
     retries: int = 0
     last_latency_s: float | None = None
     last_error: str | None = None
+
+    async def count(self, reply: Awaitable[VisionReply]) -> VisionReply:
+        """Await one request's reply, counting it, its failure (with the reason) or its latency."""
+        self.requests += 1
+        try:
+            answered = await reply
+        except BackendError as err:
+            self.failed(err)
+            raise
+        self.last_latency_s = answered.latency_s
+        self.last_error = None
+        return answered
+
+    def failed(self, err: BackendError) -> None:
+        """Count a failed request and keep its reason."""
+        self.failures += 1
+        self.last_error = err.reason
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the counters for diagnostics."""
+        return asdict(self)
 
 
 class VisionBackend(Protocol):

@@ -263,19 +263,7 @@ class OpenAICompatBackend:
         """Send one chat completion with the frames and return the reply text."""
         if self._closed:
             raise BackendClosed("backend is closed")
-        started = time.monotonic()
-        deadline = started + self._timeout_s
-        self._stats.requests += 1
-        try:
-            body = await self._complete_with_format_fallback(request, deadline)
-            reply = reply_from_body(body, default_model=self._model, started=started)
-        except BackendError as err:
-            self._stats.failures += 1
-            self._stats.last_error = err.reason
-            raise
-        self._stats.last_latency_s = reply.latency_s
-        self._stats.last_error = None
-        return reply
+        return await self._stats.count(self._complete(request))
 
     def diagnostics(self) -> dict[str, Any]:
         """Return secret-free facts about the connection."""
@@ -288,14 +276,14 @@ class OpenAICompatBackend:
             "timeout_s": self._timeout_s,
             "max_concurrency": self._max_concurrency,
             "response_format": _FORMAT_NAMES[self._format_level],
-            "stats": {
-                "requests": self._stats.requests,
-                "failures": self._stats.failures,
-                "retries": self._stats.retries,
-                "last_latency_s": self._stats.last_latency_s,
-                "last_error": self._stats.last_error,
-            },
+            "stats": self._stats.as_dict(),
         }
+
+    async def _complete(self, request: VisionRequest) -> VisionReply:
+        """Ask the server within this call's timeout and read its reply."""
+        started = time.monotonic()
+        body = await self._complete_with_format_fallback(request, started + self._timeout_s)
+        return reply_from_body(body, default_model=self._model, started=started)
 
     async def _complete_with_format_fallback(self, request: VisionRequest, deadline: float) -> Any:
         """Post the request, stepping down the structured-output ladder when the server refuses a form."""

@@ -6,8 +6,8 @@ so a default or a bound is changed here and nowhere else.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 import math
 from typing import Any, Final
 
@@ -55,6 +55,7 @@ from .engine.condition_text import MAX_CONDITION_CHARS
 from .engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS
 from .engine.gate import DEFAULT_THRESHOLD
 from .engine.labels import ACTIVITIES, ALL_LABELS, GESTURES
+from .engine.window import DEFAULT_FPS, DEFAULT_FRAMES_PER_CHECK
 
 # The form sections the settings are shown in (the subentries store them flat).
 SECTION_CAPTURE: Final = "capture"
@@ -244,7 +245,8 @@ MODEL_TEXT: Final = TextSetting(key=CONF_MODEL, max_length=256)
 MODEL_PATH_TEXT: Final = TextSetting(key=CONF_MODEL_PATH, max_length=4096)
 MMPROJ_PATH_TEXT: Final = TextSetting(key=CONF_MMPROJ_PATH, max_length=4096)
 
-# Camera subentry: Miloco's reference pipeline takes 6 frames over 3 s and checks every 2 s.
+# Camera subentry: the frame rate and frames per check are the window the model was tuned on (the engine's
+# defaults); Miloco's reference pipeline checked every 2 s, here a changing scene is checked as often as it may.
 GESTURES_SETTING: Final = LabelsSetting(key=CONF_GESTURES, options=tuple(label.key for label in GESTURES))
 ACTIVITIES_SETTING: Final = LabelsSetting(
     key=CONF_ACTIVITIES, options=tuple(label.key for label in ACTIVITIES)
@@ -258,7 +260,7 @@ CAPTURE_MODE: Final = ChoiceSetting(
 )
 FPS: Final = NumberSetting(
     key=CONF_FPS,
-    default=2.0,
+    default=DEFAULT_FPS,
     minimum=0.1,
     maximum=10.0,
     step=0.1,
@@ -268,7 +270,7 @@ FPS: Final = NumberSetting(
 )
 WINDOW_FRAMES: Final = NumberSetting(
     key=CONF_WINDOW_FRAMES,
-    default=6,
+    default=DEFAULT_FRAMES_PER_CHECK,
     minimum=1,
     maximum=16,
     integer=True,
@@ -359,6 +361,9 @@ CAMERA_SETTINGS: Final[tuple[Setting, ...]] = (
     SAVE_FRAMES,
     SAVED_FRAMES_MAX,
 )
+
+# AI Task subentry: how much detail the task's images keep, as a camera's checks do.
+AI_TASK_SETTINGS: Final[tuple[Setting, ...]] = (DETAIL,)
 
 # Rule subentry: Miloco fires a rule at most once per 10 s.
 RULE_NAME_TEXT: Final = TextSetting(key=CONF_RULE_NAME, max_length=100)
@@ -454,3 +459,53 @@ def form_errors(settings: Iterable[Setting | TextSetting], data: dict[str, Any])
             else:
                 errors.setdefault(setting.section or setting.key, setting.error)
     return errors
+
+
+# A config dataclass field's metadata names the table setting it holds under this key.
+_READS: Final = "miloco_setting"
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """Which table setting a config field holds, and how its stored value becomes the field's value."""
+
+    setting: Setting
+    convert: Callable[[Any], Any] | None
+
+
+def reads(setting: Setting, convert: Callable[[Any], Any] | None = None) -> Any:
+    """Declare a config dataclass field that holds a table setting, converted to the type the code uses."""
+    return field(metadata={_READS: _Reading(setting, convert)})
+
+
+def settings_read_by(config_type: type[Any]) -> dict[str, Setting]:
+    """Return the table setting each field of a config dataclass holds, by field name."""
+    return {
+        config_field.name: config_field.metadata[_READS].setting
+        for config_field in fields(config_type)
+        if _READS in config_field.metadata
+    }
+
+
+def read_settings(
+    config_type: type[Any], data: Mapping[str, Any], warn: Callable[[str, Any], None]
+) -> dict[str, Any]:
+    """Return the value of each field of a config dataclass that holds a table setting, by field name.
+
+    A missing value takes its default; a bad one too, and `warn` is told the problem and the value used.
+    """
+    values: dict[str, Any] = {}
+    for config_field in fields(config_type):
+        reading: _Reading | None = config_field.metadata.get(_READS)
+        if reading is None:
+            continue
+        value, problem = stored_value(reading.setting, data)
+        if problem is not None:
+            warn(problem, value)
+        values[config_field.name] = value if reading.convert is None else reading.convert(value)
+    return values
+
+
+def percent_as_fraction(percent: float) -> float:
+    """Return a percentage as stored (and shown in the form) as the fraction the engine uses."""
+    return percent / 100

@@ -12,8 +12,8 @@ from pathlib import Path
 import sys
 from typing import Any, Final, NoReturn
 
-from ..window import Frame, FrameWindow
-from .clips import ACTIVITY_KEYS, DEFAULT_FPS, GESTURE_KEYS, ClipSet, load_clip_set
+from ..window import DEFAULT_FPS, Frame, FrameWindow
+from .clips import ACTIVITY_KEYS, GESTURE_KEYS, ClipSet, load_clip_set
 from .connect import BackendOptions, EmbeddedOptions, RemoteOptions, check_options, open_backend
 from .convert import convert
 from .errors import EvaluationError

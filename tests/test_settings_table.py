@@ -15,6 +15,11 @@ import pytest
 from custom_components.miloco import settings
 from custom_components.miloco.ai_task_flow import ai_task_budget, default_ai_task_subentry
 from custom_components.miloco.camera_config import CameraConfig
+from custom_components.miloco.engine.backend_defaults import (
+    DEFAULT_CONTEXT_SIZE,
+    EMBEDDED_TIMEOUT_S,
+    REMOTE_TIMEOUT_S,
+)
 from custom_components.miloco.engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS
 from custom_components.miloco.engine.gate import DEFAULT_THRESHOLD
 from custom_components.miloco.engine.window import DEFAULT_FPS, DEFAULT_FRAMES_PER_CHECK
@@ -102,6 +107,13 @@ def test_a_camera_without_settings_runs_on_the_engines_defaults() -> None:
     assert settings.CHANGE_THRESHOLD.default == pytest.approx(DEFAULT_THRESHOLD * 100)
     assert settings.DETAIL.default == DEFAULT_DETAIL
     assert settings.DETAIL.options == tuple(DETAIL_BUDGETS)
+
+
+def test_a_backend_runs_on_the_engines_defaults() -> None:
+    """The evaluation toolkit runs a backend as the integration does: both read these from the engine."""
+    assert settings.REMOTE_TIMEOUT.default == REMOTE_TIMEOUT_S
+    assert settings.EMBEDDED_TIMEOUT.default == EMBEDDED_TIMEOUT_S
+    assert settings.CONTEXT_SIZE.default == DEFAULT_CONTEXT_SIZE
 
 
 def test_the_window_default_is_the_stated_one() -> None:

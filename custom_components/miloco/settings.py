@@ -51,6 +51,7 @@ from .const import (
     PROMPT_COMBINED,
     PROMPT_PER_CONDITION,
 )
+from .engine.backend_defaults import DEFAULT_CONTEXT_SIZE, EMBEDDED_TIMEOUT_S, REMOTE_TIMEOUT_S
 from .engine.condition_text import MAX_CONDITION_CHARS
 from .engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS
 from .engine.gate import DEFAULT_THRESHOLD
@@ -202,14 +203,19 @@ class TextSetting:
 
 type Setting = NumberSetting | ChoiceSetting | LabelsSetting | FlagSetting
 
-# Backend entry. The embedded timeout is longer: CPU inference of a 7B model over six frames takes tens
-# of seconds on small machines.
+# Backend entry (the engine states the defaults the evaluation toolkit shares).
 REMOTE_TIMEOUT: Final = NumberSetting(
-    key=CONF_TIMEOUT, default=30, minimum=5, maximum=300, unit="s", integer=True, error="timeout_out_of_range"
+    key=CONF_TIMEOUT,
+    default=REMOTE_TIMEOUT_S,
+    minimum=5,
+    maximum=300,
+    unit="s",
+    integer=True,
+    error="timeout_out_of_range",
 )
 EMBEDDED_TIMEOUT: Final = NumberSetting(
     key=CONF_TIMEOUT,
-    default=180,
+    default=EMBEDDED_TIMEOUT_S,
     minimum=5,
     maximum=1200,
     unit="s",
@@ -228,10 +234,10 @@ MAX_CONCURRENT: Final = NumberSetting(
 THREADS: Final = NumberSetting(
     key=CONF_THREADS, default=None, minimum=1, maximum=64, integer=True, error="threads_out_of_range"
 )
-# Six 448-px frames alone are about 1,500 image tokens; below 4096 a check hardly fits.
+# Below 4096 tokens a check hardly fits.
 CONTEXT_SIZE: Final = NumberSetting(
     key=CONF_CONTEXT_SIZE,
-    default=8192,
+    default=DEFAULT_CONTEXT_SIZE,
     minimum=4096,
     maximum=131072,
     integer=True,
@@ -344,7 +350,9 @@ SAVED_FRAMES_MAX: Final = NumberSetting(
 # A window longer than this holds too little of "now" to judge it.
 MAX_WINDOW_SECONDS: Final = 60.0
 
-# In the order the form shows them (the camera entity and the motion sensor are entity fields of the flow).
+# In the order the form shows them (the camera entity and the motion sensor are entity fields of the flow). A new
+# setting goes here and into strings.json (label, help text, error); the forms, their checks, the defaults and
+# the diagnostics follow, and CameraConfig holds its value in the one field that `reads` it.
 CAMERA_SETTINGS: Final[tuple[Setting, ...]] = (
     GESTURES_SETTING,
     ACTIVITIES_SETTING,

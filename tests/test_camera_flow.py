@@ -19,34 +19,17 @@ from custom_components.miloco.settings import (
     ChoiceSetting,
     LabelsSetting,
     NumberSetting,
-    defaults,
 )
 
+from .camera_forms import table_form
 from .helpers import find_device, remote_entry
 from .model_server import FakeModelServer
 from .scenes import SceneCamera, async_add_cameras, static_room
 
 
 def camera_form(camera: str = "camera.living_room", **capture: Any) -> dict[str, Any]:
-    """Return a filled-in camera form (capture settings in their section)."""
-    return {
-        "camera_entity_id": camera,
-        "gestures": ["thumbs_up", "wave"],
-        "activities": ["reading"],
-        "presence": True,
-        "capture": {
-            "capture_mode": "snapshot",
-            "fps": 2,
-            "window_frames": 6,
-            "check_interval": 2,
-            "detail": "medium",
-            "change_threshold": 0.5,
-            "heartbeat": 60,
-            "hold_time": 15,
-            "prompt_mode": "combined",
-            **capture,
-        },
-    }
+    """Return a filled-in camera form: the table's defaults, with a few gestures and one activity."""
+    return table_form(camera, gestures=["thumbs_up", "wave"], activities=["reading"], **capture)
 
 
 @pytest.fixture
@@ -187,17 +170,6 @@ NUMBERS = [setting for setting in CAMERA_SETTINGS if isinstance(setting, NumberS
 CHOICES = [setting for setting in CAMERA_SETTINGS if isinstance(setting, ChoiceSetting | LabelsSetting)]
 # The fields of the form that are not table settings: the camera, and the motion sensor in the capture section.
 ENTITY_FIELDS = {None: {"camera_entity_id"}, SECTION_CAPTURE: {"motion_entity_id"}}
-
-
-def table_form(camera: str = "camera.living_room", **values: Any) -> dict[str, Any]:
-    """Return the camera form filled in with the table's defaults, `values` instead where given."""
-    data = {**defaults(CAMERA_SETTINGS), **values}
-    form: dict[str, Any] = {"camera_entity_id": camera}
-    for setting in CAMERA_SETTINGS:
-        if setting.key in data:
-            place = form.setdefault(setting.section, {}) if setting.section else form
-            place[setting.key] = data[setting.key]
-    return form
 
 
 def out_of_range(setting: NumberSetting) -> list[Any]:

@@ -6,29 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import settings as table
 from .const import CONF_CAMERA, CONF_MOTION_ENTITY, LOGGER
 from .engine.frames import DETAIL_BUDGETS
 from .engine.prompt import CheckSpec
-from .settings import (
-    ACTIVITIES_SETTING,
-    CAPTURE_MODE,
-    CHANGE_THRESHOLD,
-    CHECK_INTERVAL,
-    DETAIL,
-    FPS,
-    GESTURES_SETTING,
-    HEARTBEAT,
-    HOLD_TIME,
-    PRESENCE,
-    PROMPT_MODE,
-    SAVE_FRAMES,
-    SAVED_FRAMES_MAX,
-    WINDOW_FRAMES,
-    InvalidSubentryData,
-    percent_as_fraction,
-    read_settings,
-    reads,
-)
+from .settings import InvalidSubentryData, percent_as_fraction, read_settings, reads
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,22 +19,22 @@ class CameraConfig:
 
     camera_entity_id: str
     motion_entity_id: str | None
-    gestures: tuple[str, ...] = reads(GESTURES_SETTING, tuple)
-    activities: tuple[str, ...] = reads(ACTIVITIES_SETTING, tuple)
-    presence: bool = reads(PRESENCE)
-    capture_mode: str = reads(CAPTURE_MODE)
-    fps: float = reads(FPS)
-    window_frames: int = reads(WINDOW_FRAMES)
-    check_interval_s: float = reads(CHECK_INTERVAL)
-    detail: str = reads(DETAIL)
+    gestures: tuple[str, ...] = reads(table.GESTURES_SETTING, tuple)
+    activities: tuple[str, ...] = reads(table.ACTIVITIES_SETTING, tuple)
+    presence: bool = reads(table.PRESENCE)
+    capture_mode: str = reads(table.CAPTURE_MODE)
+    fps: float = reads(table.FPS)
+    window_frames: int = reads(table.WINDOW_FRAMES)
+    check_interval_s: float = reads(table.CHECK_INTERVAL)
+    detail: str = reads(table.DETAIL)
     # Stored in percent (as the form shows it), used as a fraction.
-    change_threshold: float = reads(CHANGE_THRESHOLD, percent_as_fraction)
-    heartbeat_s: float = reads(HEARTBEAT, float)
-    hold_s: float = reads(HOLD_TIME, float)
-    prompt_mode: str = reads(PROMPT_MODE)
+    change_threshold: float = reads(table.CHANGE_THRESHOLD, percent_as_fraction)
+    heartbeat_s: float = reads(table.HEARTBEAT, float)
+    hold_s: float = reads(table.HOLD_TIME, float)
+    prompt_mode: str = reads(table.PROMPT_MODE)
     # Key frames on disk, a bounded number per camera.
-    save_frames: bool = reads(SAVE_FRAMES)
-    saved_frames_max: int = reads(SAVED_FRAMES_MAX)
+    save_frames: bool = reads(table.SAVE_FRAMES)
+    saved_frames_max: int = reads(table.SAVED_FRAMES_MAX)
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> CameraConfig:

@@ -1,4 +1,4 @@
-"""The typed settings of a rule subentry, each table setting read from the settings table."""
+"""The typed settings of a rule subentry, each field read from the settings table."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import settings as table
 from .const import CONF_ACTION, CONF_CAMERAS, CONF_CONDITION, CONF_HA_CONDITION, LOGGER
-from .settings import COOLDOWN, ENABLED, MODE, OFF_DELAY, ON_CHECKS, InvalidSubentryData, read_settings, reads
+from .settings import InvalidSubentryData, read_settings, reads
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -18,12 +19,12 @@ class RuleConfig:
     cameras: tuple[str, ...]
     ha_condition: list[dict[str, Any]] | None
     action: list[dict[str, Any]] | None
-    mode: str = reads(MODE)
-    cooldown_s: float = reads(COOLDOWN, float)
-    on_checks: int = reads(ON_CHECKS)
-    off_delay_s: float = reads(OFF_DELAY, float)
+    mode: str = reads(table.MODE)
+    cooldown_s: float = reads(table.COOLDOWN, float)
+    on_checks: int = reads(table.ON_CHECKS)
+    off_delay_s: float = reads(table.OFF_DELAY, float)
     # As stored when the rule was set up: the runner keeps the live flag, which a switch flips without a reload.
-    enabled: bool = reads(ENABLED)
+    enabled: bool = reads(table.ENABLED)
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> RuleConfig:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-import json
 import re
 from typing import Any
 
@@ -19,9 +18,9 @@ import pytest
 from custom_components.miloco import settings
 from custom_components.miloco.engine.frames import DETAIL_BUDGETS
 
-from .test_translations import REPO, STRINGS, _make_translations
+from .strings_files import ENGLISH, STRINGS, make_translations
 
-TEXTS: dict[str, Any] = _make_translations().resolved(STRINGS)
+TEXTS: dict[str, Any] = make_translations().resolved(STRINGS)
 _NUMBER = r"(\d+(?:,\d{3})*(?:\.\d+)?)"
 _SECONDS = r"(?:seconds?|s)\b"
 # Phrases that state a setting's default: "default 0.5", "defaults to 2", "2 by default", "tuned on 6",
@@ -214,8 +213,5 @@ def test_the_detail_options_name_the_engine_budgets() -> None:
         assert [_number(number) for number in re.findall(_NUMBER, text)] == [DETAIL_BUDGETS[detail]]
 
 
-def test_the_texts_read_are_the_files_texts() -> None:
-    english = json.loads(
-        (REPO / "custom_components" / "miloco" / "translations" / "en.json").read_text("utf-8")
-    )
-    assert english == TEXTS
+def test_the_texts_read_are_the_ones_shown() -> None:
+    assert ENGLISH == TEXTS

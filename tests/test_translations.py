@@ -7,11 +7,8 @@ translation files as they are.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 import re
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -19,9 +16,7 @@ import pytest
 from custom_components.miloco.engine.backends import errors as backend_errors
 from custom_components.miloco.engine.condition_text import MAX_CONDITION_CHARS, condition_problem
 
-REPO = Path(__file__).resolve().parent.parent
-PACKAGE = REPO / "custom_components" / "miloco"
-STRINGS: dict[str, Any] = json.loads((PACKAGE / "strings.json").read_text(encoding="utf-8"))
+from .strings_files import ENGLISH, PACKAGE, STRINGS, make_translations
 
 CONFIG_ERRORS = STRINGS["config"]["error"]
 CAMERA_ERRORS = STRINGS["config_subentries"]["camera"]["error"]
@@ -58,23 +53,10 @@ def _backend_reasons() -> dict[type[backend_errors.BackendError], str]:
     return found
 
 
-def _make_translations() -> ModuleType:
-    """Import scripts/make_translations.py, the script that writes en.json."""
-    spec = importlib.util.spec_from_file_location(
-        "make_translations", REPO / "scripts" / "make_translations.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_english_translation_is_the_strings_file() -> None:
-    english = json.loads((PACKAGE / "translations" / "en.json").read_text(encoding="utf-8"))
-    assert english == _make_translations().resolved(STRINGS)
+    assert make_translations().resolved(STRINGS) == ENGLISH
     # Home Assistant does not resolve references in a custom integration: none may reach the UI.
-    assert "[%key:" not in json.dumps(english)
+    assert "[%key:" not in json.dumps(ENGLISH)
 
 
 def _leaves(node: dict[str, Any], path: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
@@ -111,14 +93,14 @@ def test_a_change_form_repeats_the_add_form_by_reference(name: str) -> None:
     ],
 )
 def test_bad_references_are_refused(strings: dict[str, Any], problem: str) -> None:
-    module = _make_translations()
+    module = make_translations()
     with pytest.raises(module.ReferenceError_, match=problem):
         module.resolved(strings)
 
 
 def test_references_nest_and_keep_the_text_around_them() -> None:
     strings = {"a": "A", "b": "[%key:component::miloco::a%]!", "c": {"d": "<[%key:component::miloco::b%]>"}}
-    assert _make_translations().resolved(strings) == {"a": "A", "b": "A!", "c": {"d": "<A!>"}}
+    assert make_translations().resolved(strings) == {"a": "A", "b": "A!", "c": {"d": "<A!>"}}
 
 
 @pytest.mark.parametrize("name", sorted(ERROR_SECTIONS))

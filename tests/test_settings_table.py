@@ -22,6 +22,7 @@ from custom_components.miloco.engine.backend_defaults import (
 )
 from custom_components.miloco.engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS
 from custom_components.miloco.engine.gate import DEFAULT_THRESHOLD
+from custom_components.miloco.engine.rules import DEFAULT_COOLDOWN_S, DEFAULT_OFF_DELAY_S, DEFAULT_ON_CHECKS
 from custom_components.miloco.engine.window import DEFAULT_FPS, DEFAULT_FRAMES_PER_CHECK
 from custom_components.miloco.rule_config import RuleConfig
 
@@ -109,11 +110,17 @@ def test_a_camera_without_settings_runs_on_the_engines_defaults() -> None:
     assert settings.DETAIL.options == tuple(DETAIL_BUDGETS)
 
 
-def test_a_backend_runs_on_the_engines_defaults() -> None:
-    """The evaluation toolkit runs a backend as the integration does: both read these from the engine."""
+def test_backends_and_rules_run_on_the_engines_defaults() -> None:
+    """The evaluation toolkit runs a backend, and the rule state machines time a rule, as the integration does."""
     assert settings.REMOTE_TIMEOUT.default == REMOTE_TIMEOUT_S
     assert settings.EMBEDDED_TIMEOUT.default == EMBEDDED_TIMEOUT_S
     assert settings.CONTEXT_SIZE.default == DEFAULT_CONTEXT_SIZE
+    rule = RuleConfig.from_data(RULE)
+    assert (rule.cooldown_s, rule.on_checks, rule.off_delay_s) == (
+        DEFAULT_COOLDOWN_S,
+        DEFAULT_ON_CHECKS,
+        DEFAULT_OFF_DELAY_S,
+    )
 
 
 def test_the_window_default_is_the_stated_one() -> None:

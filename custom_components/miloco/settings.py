@@ -56,6 +56,7 @@ from .engine.condition_text import MAX_CONDITION_CHARS
 from .engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS
 from .engine.gate import DEFAULT_THRESHOLD
 from .engine.labels import ACTIVITIES, ALL_LABELS, GESTURES
+from .engine.rules import DEFAULT_COOLDOWN_S, DEFAULT_OFF_DELAY_S, DEFAULT_ON_CHECKS
 from .engine.window import DEFAULT_FPS, DEFAULT_FRAMES_PER_CHECK
 
 # The form sections the settings are shown in (the subentries store them flat).
@@ -373,7 +374,7 @@ CAMERA_SETTINGS: Final[tuple[Setting, ...]] = (
 # AI Task subentry: how much detail the task's images keep, as a camera's checks do.
 AI_TASK_SETTINGS: Final[tuple[Setting, ...]] = (DETAIL,)
 
-# Rule subentry: Miloco fires a rule at most once per 10 s.
+# Rule subentry: the timing defaults are the engine's.
 RULE_NAME_TEXT: Final = TextSetting(key=CONF_RULE_NAME, max_length=100)
 # Longer than any valid condition, so the condition check can say "too long" in its own words.
 CONDITION_TEXT: Final = TextSetting(key=CONF_CONDITION, max_length=MAX_CONDITION_CHARS * 4, multiline=True)
@@ -383,7 +384,7 @@ PRESET: Final = ChoiceSetting(
 MODE: Final = ChoiceSetting(key=CONF_MODE, default=MODE_EVENT, options=(MODE_EVENT, MODE_STATE))
 COOLDOWN: Final = NumberSetting(
     key=CONF_COOLDOWN,
-    default=10,
+    default=DEFAULT_COOLDOWN_S,
     minimum=0,
     maximum=86400,
     unit="s",
@@ -393,7 +394,7 @@ COOLDOWN: Final = NumberSetting(
 )
 ON_CHECKS: Final = NumberSetting(
     key=CONF_ON_CHECKS,
-    default=2,
+    default=DEFAULT_ON_CHECKS,
     minimum=1,
     maximum=20,
     integer=True,
@@ -402,7 +403,7 @@ ON_CHECKS: Final = NumberSetting(
 )
 OFF_DELAY: Final = NumberSetting(
     key=CONF_OFF_DELAY,
-    default=10,
+    default=DEFAULT_OFF_DELAY_S,
     minimum=0,
     maximum=3600,
     unit="s",

@@ -15,6 +15,7 @@ import pytest
 from custom_components.miloco import settings
 from custom_components.miloco.ai_task_flow import ai_task_budget, default_ai_task_subentry
 from custom_components.miloco.camera_config import CameraConfig
+from custom_components.miloco.config_fields import settings_read_by
 from custom_components.miloco.engine.backend_defaults import (
     DEFAULT_CONTEXT_SIZE,
     EMBEDDED_TIMEOUT_S,
@@ -66,7 +67,7 @@ def test_each_setting_is_read_by_one_field(
     config_type: type[Any], table: tuple[settings.Setting, ...], required: dict[str, Any]
 ) -> None:
     """A setting no field reads would be a knob that does nothing; one read twice, two names for one thing."""
-    read = list(settings.settings_read_by(config_type).values())
+    read = list(settings_read_by(config_type).values())
     assert sorted(setting.key for setting in read) == sorted(setting.key for setting in table)
 
 
@@ -76,7 +77,7 @@ def test_a_stored_value_reaches_its_field_alone(
 ) -> None:
     defaults = asdict(config_type.from_data(required))
     changed = asdict(config_type.from_data({**required, setting.key: other_value(setting)}))
-    field_name = {name for name, read in settings.settings_read_by(config_type).items() if read is setting}
+    field_name = {name for name, read in settings_read_by(config_type).items() if read is setting}
     assert {name for name in changed if changed[name] != defaults[name]} == field_name
 
 

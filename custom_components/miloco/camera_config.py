@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import settings as table
+from .config_fields import percent_as_fraction, read_settings, reads
 from .const import CONF_CAMERA, CONF_MOTION_ENTITY, LOGGER
 from .engine.frames import DETAIL_BUDGETS
 from .engine.prompt import CheckSpec
-from .settings import InvalidSubentryData, percent_as_fraction, read_settings, reads
+from .settings import InvalidSubentryData
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

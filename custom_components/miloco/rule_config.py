@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import settings as table
+from .config_fields import read_settings, reads
 from .const import CONF_ACTION, CONF_CAMERAS, CONF_CONDITION, CONF_HA_CONDITION, LOGGER
-from .settings import InvalidSubentryData, read_settings, reads
+from .settings import InvalidSubentryData
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

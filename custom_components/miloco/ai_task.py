@@ -25,10 +25,11 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 import voluptuous as vol
 
-from .const import AI_TASK_SLOT_WAIT_S, CONF_DETAIL, DOMAIN, SUBENTRY_AI_TASK
+from .ai_task_flow import ai_task_budget
+from .const import AI_TASK_SLOT_WAIT_S, DOMAIN, SUBENTRY_AI_TASK
 from .engine.backends.base import VisionRequest
 from .engine.backends.errors import BackendError
-from .engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS, FrameDecodeError, PreparedFrame, prepare_window
+from .engine.frames import FrameDecodeError, PreparedFrame, prepare_window
 from .engine.parse import ReplyParseError, check_reply_schema, parse_reply
 from .engine.prompt import AI_TASK_SYSTEM_PROMPT, LEAD_IN
 from .engine.scheduling import FairLimiter
@@ -76,7 +77,7 @@ class MilocoAITaskEntity(ai_task.AITaskEntity):
     def __init__(self, entry: MilocoConfigEntry, subentry: ConfigSubentry) -> None:
         """Tie the entity to the backend entry and to its own service device."""
         self._entry = entry
-        self._budget = DETAIL_BUDGETS.get(str(subentry.data.get(CONF_DETAIL)), DETAIL_BUDGETS[DEFAULT_DETAIL])
+        self._budget = ai_task_budget(subentry.data)
         self._slot_key = f"ai_task_{subentry.subentry_id}"
         self._attr_unique_id = subentry.subentry_id
         self._attr_device_info = DeviceInfo(

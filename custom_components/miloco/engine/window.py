@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Final
 
 from .frames import DEFAULT_JPEG_QUALITY, FramePlan, FrameVersions, decode_scaled, open_image, versions_of
 from .gate import Thumb, thumbnail
+
+# The window MiMo-VL-Miloco was tuned on: six frames at two frames per second, three seconds of motion. The
+# integration's camera settings and the evaluation toolkit default to it.
+DEFAULT_FPS: Final = 2.0
+DEFAULT_FRAMES_PER_CHECK: Final = 6
 
 
 @dataclass(frozen=True, slots=True)

@@ -387,17 +387,7 @@ class LlamaCppBackend:
                 raise BackendTimeout("the request was given up before it started")
             # From here on the request's own timeout runs (see async_complete).
             on_start()
-            content: list[dict[str, Any]] = []
-            if request.lead_in:
-                content.append({"type": "text", "text": request.lead_in})
-            content.extend(
-                {
-                    "type": "image_url",
-                    "image_url": {"url": JPEG_DATA_URL_PREFIX + base64.b64encode(frame).decode("ascii")},
-                }
-                for frame in request.frames
-            )
-            content.append({"type": "text", "text": request.user_text()})
+            content = request.user_content(_image_part)
             messages = [
                 {"role": "system", "content": request.system_prompt},
                 {"role": "user", "content": content},
@@ -479,3 +469,8 @@ def _to_reply(result: Any, model: str, latency: float) -> VisionReply:
             prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens")
         )
     return VisionReply(text=text, model=model, latency_s=latency, usage=tokens)
+
+
+def _image_part(frame: bytes) -> dict[str, Any]:
+    """Return a frame as a chat image part with its JPEG inline as a data URL."""
+    return {"type": "image_url", "image_url": {"url": JPEG_DATA_URL_PREFIX + base64.b64encode(frame).decode("ascii")}}

@@ -18,7 +18,7 @@ from homeassistant.exceptions import HomeAssistantError
 from .asking import async_ask_holding_slot
 from .camera_config import CameraConfig
 from .const import BACKEND_EMBEDDED, CONF_BACKEND, CONF_CAMERA, PROMPT_PER_CONDITION, SNAPSHOT_TIMEOUT
-from .engine.check import Answer, NamedImage, ask
+from .engine.check import Answer, NamedImage, SeparateImages, ask
 from .engine.frames import FramePlan
 from .engine.prompt import CheckSpec, QuestionSpec
 from .engine.window import Frame
@@ -113,7 +113,12 @@ async def async_ask_images(
     async with person_slot(runtime):
         with translated_errors():
             return await ask(
-                runtime.backend, spec, images, plan=plan, per_condition=False, cpu_slots=runtime.cpu_slots
+                runtime.backend,
+                spec,
+                SeparateImages(tuple(images)),
+                plan=plan,
+                per_condition=False,
+                cpu_slots=runtime.cpu_slots,
             )
 
 

@@ -158,10 +158,12 @@ def _photo(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:
 async def test_separate_images_keep_their_own_shapes_and_names() -> None:
     backend = RecordingBackend()
     question = QuestionSpec(question="What is in the photos?")
-    images = [
-        check.NamedImage("portrait.jpg", _photo((600, 1200), (200, 30, 30))),
-        check.NamedImage("landscape.jpg", _photo((1600, 900), (30, 30, 200))),
-    ]
+    images = check.SeparateImages(
+        (
+            check.NamedImage("portrait.jpg", _photo((600, 1200), (200, 30, 30))),
+            check.NamedImage("landscape.jpg", _photo((1600, 900), (30, 30, 200))),
+        )
+    )
     answer = await check.ask(backend, question, images, plan=MEDIUM, per_condition=False)
     (request,) = backend.requests
     (portrait_w, portrait_h), (landscape_w, landscape_h) = _sizes(request)
@@ -174,10 +176,20 @@ async def test_separate_images_keep_their_own_shapes_and_names() -> None:
     assert "frames per second" not in request.system_prompt
 
 
-async def test_a_check_cannot_mix_named_images_with_a_clip() -> None:
+async def test_no_images_are_still_separate_images_not_an_empty_clip() -> None:
     backend = RecordingBackend()
+    question = QuestionSpec(question="Say hello.")
+    answer = await check.ask(backend, question, check.SeparateImages(), plan=MEDIUM, per_condition=False)
+    (request,) = backend.requests
+    assert answer.structured == {"answer": "two photos"}
+    assert list(request.frames) == []
+    assert "no images" in request.system_prompt
+    assert "frames per second" not in request.system_prompt
+
+
+async def test_a_camera_check_is_never_about_separate_images() -> None:
+    backend = RecordingBackend()
+    images = check.SeparateImages((check.NamedImage("a.jpg", _jpeg(0)),))
     with pytest.raises(TypeError):
-        await check.ask(
-            backend, SPEC, [check.NamedImage("a.jpg", _jpeg(0))], plan=MEDIUM, per_condition=False
-        )
+        await check.ask(backend, SPEC, images, plan=MEDIUM, per_condition=False)
     assert backend.requests == []

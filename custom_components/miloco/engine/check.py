@@ -36,7 +36,15 @@ class NamedImage:
     jpeg: bytes
 
 
-type Images = Sequence[Frame] | Sequence[bytes] | Sequence[NamedImage]
+@dataclass(frozen=True, slots=True)
+class SeparateImages:
+    """Images that are not a clip (none, one or several): each keeps its own shape and is named to the model."""
+
+    images: tuple[NamedImage, ...] = ()
+
+
+# What a question is about: a clip of one camera (frames or raw JPEGs, oldest first), or separate images.
+type Images = Sequence[Frame] | Sequence[bytes] | SeparateImages
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,16 +80,15 @@ async def ask(
     """Ask the model about images; backend, parse and frame errors propagate to the caller.
 
     The images say what they are: a clip of one camera (Frames or raw JPEGs, oldest first) is sized by
-    `plan` as a live check's window is, and described as frames over time; separate images (NamedImage)
-    each keep their own shape within the plan's budget and are named in the request. Frames prepared for
-    `plan` when captured are only picked; the others are prepared here the same way. `cpu_slots` caps how
-    many image jobs run at once: many cameras bursting onto a small machine would otherwise time-slice
-    dozens of threads and starve the event loop.
+    `plan` as a live check's window is, and described as frames over time; SeparateImages each keep their
+    own shape within the plan's budget and are named in the request. Frames prepared for `plan` when
+    captured are only picked; the others are prepared here the same way. `cpu_slots` caps how many image
+    jobs run at once: many cameras bursting onto a small machine would otherwise time-slice dozens of
+    threads and starve the event loop.
     """
+    if isinstance(images, SeparateImages) and not isinstance(spec, QuestionSpec):
+        raise TypeError("a camera check asks about a clip, not separate images")
     loop = asyncio.get_running_loop()
-    named = [item for item in images if isinstance(item, NamedImage)]
-    if named and len(named) != len(images):
-        raise TypeError("separate images and a clip's frames cannot be asked about together")
     prepared = await _prepared(loop, images, plan, cpu_slots)
     frames = [frame.jpeg for frame in prepared]
     tokens = sum(frame.tokens for frame in prepared)
@@ -89,16 +96,14 @@ async def ask(
     structured: dict[str, Any] | None = None
     if isinstance(spec, QuestionSpec):
         # A free question is one request whatever the prompt mode: there are no conditions to split.
-        if named:
-            request = build_images_request(spec, frames, [image.name for image in named])
+        if isinstance(images, SeparateImages):
+            request = build_images_request(spec, frames, [image.name for image in images.images])
         else:
             request = build_question_request(spec, frames)
         reply = await backend.async_complete(request)
         replies.append(reply)
         structured = await _parse(loop, reply, request)
         observation = Observation()
-    elif named:
-        raise TypeError("a camera check asks about a clip, not separate images")
     elif per_condition:
         answers: dict[str, dict[str, Any]] = {}
         for key, request in build_condition_requests(spec, frames):
@@ -132,13 +137,15 @@ async def _prepared(
     cpu_slots: asyncio.Semaphore | None,
 ) -> list[PreparedFrame]:
     """Return the images at their sizes: a clip's frames picked when prepared at capture, else made now."""
-    if not images:
-        return []
-    if all(isinstance(item, NamedImage) for item in images):
-        jpegs = [item.jpeg for item in images if isinstance(item, NamedImage)]
+    if isinstance(images, SeparateImages):
+        if not images.images:
+            return []
+        jpegs = [image.jpeg for image in images.images]
         async with cpu_slots or contextlib.nullcontext():
             return await loop.run_in_executor(None, prepare_images, jpegs, plan.budget)
-    clip = [item if isinstance(item, Frame) else Frame(0.0, item) for item in images if not isinstance(item, NamedImage)]
+    if not images:
+        return []
+    clip = [item if isinstance(item, Frame) else Frame(0.0, item) for item in images]
     # A longer clip than planned (raw JPEGs) is planned at its own length within the same budget.
     plan = plan if len(clip) <= plan.frames else replace(plan, frames=len(clip))
     versions = [frame.prepared for frame in clip]

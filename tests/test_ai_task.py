@@ -296,8 +296,14 @@ async def test_photos_of_different_shapes_keep_their_shapes_and_are_named(
         entity_id,
         instructions="What colours are the photos?",
         attachments=[
-            {"media_content_id": "media-source://media_source/local/portrait.jpg", "media_content_type": "image/jpeg"},
-            {"media_content_id": "media-source://media_source/local/landscape.jpg", "media_content_type": "image/jpeg"},
+            {
+                "media_content_id": "media-source://media_source/local/portrait.jpg",
+                "media_content_type": "image/jpeg",
+            },
+            {
+                "media_content_id": "media-source://media_source/local/landscape.jpg",
+                "media_content_type": "image/jpeg",
+            },
         ],
     )
     assert response["data"] == "a red and a blue picture"

@@ -126,7 +126,8 @@ class MilocoAITaskEntity(ai_task.AITaskEntity):
                 translation_domain=DOMAIN, translation_key="attachment_unreadable"
             ) from err
         return [
-            NamedImage(_name(attachment), data) for attachment, data in zip(attachments, contents, strict=True)
+            NamedImage(_name(attachment), data)
+            for attachment, data in zip(attachments, contents, strict=True)
         ]
 
 

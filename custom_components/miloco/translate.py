@@ -32,7 +32,9 @@ def translated_errors(*, camera: str | None = None) -> Iterator[None]:
         raise HomeAssistantError(translation_domain=DOMAIN, translation_key="reply_not_understood") from err
     except FrameDecodeError as err:
         if camera is None:
-            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="attachment_unreadable") from err
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="attachment_unreadable"
+            ) from err
         raise camera_unavailable(camera) from err
 
 

@@ -126,7 +126,10 @@ async def test_the_same_jpegs_give_the_same_request_images_on_every_route() -> N
     backend = RecordingBackend()
     captured = _captured(6)
     # Still frames are kept without their sizes (the watcher only thumbnails them): the check makes them.
-    half_prepared = [frame if index % 2 else window.Frame(frame.timestamp, frame.jpeg) for index, frame in enumerate(captured)]
+    half_prepared = [
+        frame if index % 2 else window.Frame(frame.timestamp, frame.jpeg)
+        for index, frame in enumerate(captured)
+    ]
     await check.ask(backend, SPEC, captured, plan=MEDIUM, per_condition=False)
     await check.ask(backend, SPEC, half_prepared, plan=MEDIUM, per_condition=False)
     await check.ask(backend, SPEC, [frame.jpeg for frame in captured], plan=MEDIUM, per_condition=False)

@@ -339,7 +339,9 @@ def prepare_clip(
     if not jpegs:
         return []
     ready = [
-        version if version is not None and version.plan == plan else decode_versions(data, plan, quality=quality)[2]
+        version
+        if version is not None and version.plan == plan
+        else decode_versions(data, plan, quality=quality)[2]
         for data, version in zip(jpegs, versions, strict=True)
     ]
     picked = pick_window(ready, plan.budget)

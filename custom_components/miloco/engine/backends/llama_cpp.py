@@ -473,4 +473,7 @@ def _to_reply(result: Any, model: str, latency: float) -> VisionReply:
 
 def _image_part(frame: bytes) -> dict[str, Any]:
     """Return a frame as a chat image part with its JPEG inline as a data URL."""
-    return {"type": "image_url", "image_url": {"url": JPEG_DATA_URL_PREFIX + base64.b64encode(frame).decode("ascii")}}
+    return {
+        "type": "image_url",
+        "image_url": {"url": JPEG_DATA_URL_PREFIX + base64.b64encode(frame).decode("ascii")},
+    }

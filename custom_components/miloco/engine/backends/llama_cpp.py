@@ -117,10 +117,23 @@ def _last_line(output: bytes) -> str:
     return lines[-1].strip()[:_MAX_REASON_LEN] if lines else "no error output"
 
 
+# The longest maxLength left in a grammar: a check's reason (200) is kept, a free answer's (2,000) is not.
+_GRAMMAR_MAX_LENGTH: Final = 256
+
+
 def _plain(value: Any) -> Any:
-    """Return a JSON schema as plain dicts and lists (llama-cpp-python json.dumps it)."""
+    """Return a JSON schema as plain dicts and lists (llama-cpp-python json.dumps it), fit for its grammar.
+
+    A long maxLength is left out: llama-cpp-python spells it as that many repetitions, which llama.cpp
+    fails to parse ("failed to parse grammar") and then crashes the process on. The reply parser cuts
+    a longer string to the schema's maxLength anyway.
+    """
     if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {
+            str(key): _plain(item)
+            for key, item in value.items()
+            if not (key == "maxLength" and isinstance(item, int) and item > _GRAMMAR_MAX_LENGTH)
+        }
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         return [_plain(item) for item in value]
     return value

@@ -5,15 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = "custom_components.miloco"
 ROOT = Path(__file__).parent.parent / "custom_components" / "miloco"
-# Cycles that remain only through modules other engineers are rewriting (watcher.py, runtime.py, …); the
-# lead removes this mark once they are merged.
-OWNED_ELSEWHERE = frozenset(
-    {"watcher", "runtime", "rule_runner", "entity", "keyframes", "camera_failures", "health", "image"}
-)
 
 
 def _module_name(path: Path) -> str:
@@ -113,13 +106,6 @@ def test_asking_imports_nothing_that_imports_the_watcher() -> None:
     assert f"{PACKAGE}.runtime" not in reached
 
 
-def test_no_import_circle(request: pytest.FixtureRequest) -> None:
+def test_no_import_circle() -> None:
     cycle = find_cycle(import_graph())
-    if cycle is not None and {name.rpartition(".")[2] for name in cycle} & OWNED_ELSEWHERE:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=False,
-                reason=f"an import circle through modules being rewritten elsewhere: {' -> '.join(cycle)}",
-            )
-        )
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])

@@ -47,4 +47,3 @@ class GatedModelServer(FakeModelServer):
             # Scripted just before the handler reads the body (no await in between): this request's reply.
             self.replies.appendleft(self._held_answer(body))
         return await super()._answer_chat(request)
-

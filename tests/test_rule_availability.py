@@ -89,9 +89,9 @@ async def test_a_rule_is_unavailable_while_the_model_is_down(
     writes: list[str] = []
     hass.bus.async_listen(
         "state_changed",
-        lambda event: writes.append(event.data["new_state"].state)
-        if event.data["entity_id"] == CONDITION
-        else None,
+        lambda event: (
+            writes.append(event.data["new_state"].state) if event.data["entity_id"] == CONDITION else None
+        ),
     )
 
     model.down = True

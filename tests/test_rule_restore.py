@@ -60,9 +60,13 @@ async def room(hass: HomeAssistant, model_server: FakeModelServer) -> Room:
     return room
 
 
-async def watched(hass: HomeAssistant, server: FakeModelServer, *subentries: dict[str, Any]) -> MockConfigEntry:
+async def watched(
+    hass: HomeAssistant, server: FakeModelServer, *subentries: dict[str, Any]
+) -> MockConfigEntry:
     """Set up a backend entry watching the living room, with more subentries."""
-    entry = remote_entry(server, subentries=[camera_subentry(SceneCamera("Living room", waving_hand())), *subentries])
+    entry = remote_entry(
+        server, subentries=[camera_subentry(SceneCamera("Living room", waving_hand())), *subentries]
+    )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()

@@ -47,7 +47,9 @@ class StubbornStreamCamera(SceneCamera):
 
 
 @pytest.fixture
-async def porch(hass: HomeAssistant, model_server: FakeModelServer) -> tuple[MockConfigEntry, StubbornStreamCamera]:
+async def porch(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> tuple[MockConfigEntry, StubbornStreamCamera]:
     """Return a backend watching a living room and a porch whose camera stops slowly, with the porch."""
     living_room, porch = SceneCamera("Living room", waving_hand()), StubbornStreamCamera("Porch")
     await async_add_cameras(hass, living_room, porch)
@@ -73,7 +75,9 @@ def change_camera(hass: HomeAssistant, entry: MockConfigEntry, camera: str) -> N
     hass.config_entries.async_update_subentry(entry, subentry, data={**subentry.data, "check_interval": 0.7})
 
 
-async def assert_nothing_runs(hass: HomeAssistant, runtime: MilocoRuntime, caplog: pytest.LogCaptureFixture) -> None:
+async def assert_nothing_runs(
+    hass: HomeAssistant, runtime: MilocoRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
     """Assert that no watcher of the unloaded entry runs, and that nothing went wrong on the way."""
     await hass.async_block_till_done()
     assert not [watcher.title for watcher in runtime.watchers.values() if watcher.running]

@@ -38,7 +38,6 @@ type ConditionCheck = Callable[[Mapping[str, Any] | None], bool]
 type KeyFrameRecorder = Callable[[str], dict[str, str]]
 
 
-
 @dataclass(frozen=True, slots=True)
 class RuleWiring:
     """What a rule learns from the runtime: whether its cameras can report, and how to have them ask soon."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_STATE_CHANGED, STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -50,6 +50,28 @@ async def rooms(
     return entry, model, living_room, hall
 
 
+def state_writes(hass: HomeAssistant, entity_id: str) -> list[str]:
+    """Return the list of the states an entity changes to from now on."""
+    writes: list[str] = []
+
+    @callback
+    def listener(event: Event[EventStateChangedData]) -> None:
+        if event.data["entity_id"] == entity_id and (new := event.data["new_state"]) is not None:
+            writes.append(new.state)
+
+    hass.bus.async_listen(EVENT_STATE_CHANGED, listener)
+    return writes
+
+
+def living_room_subentry(entry: MockConfigEntry) -> str:
+    """Return the id of the living room's camera subentry."""
+    return next(
+        sid
+        for sid, sub in entry.subentries.items()
+        if sub.subentry_type == SUBENTRY_CAMERA and sub.data["camera_entity_id"] == "camera.living_room"
+    )
+
+
 def state(hass: HomeAssistant, entity_id: str) -> str:
     """Return an entity's state."""
     return hass.states.get(entity_id).state
@@ -86,13 +108,7 @@ async def test_a_rule_is_unavailable_while_the_model_is_down(
     entry, model, _, _ = rooms
     await add_rule(hass, entry, rule_form(cameras=BOTH_ROOMS))
     await wait_for(lambda: ["r1"] in model.waving.asked_about_rules)
-    writes: list[str] = []
-    hass.bus.async_listen(
-        "state_changed",
-        lambda event: (
-            writes.append(event.data["new_state"].state) if event.data["entity_id"] == CONDITION else None
-        ),
-    )
+    writes = state_writes(hass, CONDITION)
 
     model.down = True
     await wait_for(lambda: state(hass, CONDITION) == STATE_UNAVAILABLE, within=30)
@@ -110,11 +126,20 @@ async def test_a_rule_whose_cameras_nobody_watches_is_unavailable(
     entry, _, _, _ = rooms
     await add_rule(hass, entry, rule_form())
     assert state(hass, CONDITION) == STATE_OFF
-    living_room = next(
-        sid
-        for sid, sub in entry.subentries.items()
-        if sub.subentry_type == SUBENTRY_CAMERA and sub.data["camera_entity_id"] == "camera.living_room"
-    )
-    assert hass.config_entries.async_remove_subentry(entry, living_room)
+    assert hass.config_entries.async_remove_subentry(entry, living_room_subentry(entry))
     await hass.async_block_till_done()
     assert state(hass, CONDITION) == STATE_UNAVAILABLE
+
+
+async def test_editing_its_camera_does_not_flash_a_rule_unavailable(
+    hass: HomeAssistant, rooms: tuple[MockConfigEntry, FlakyModel, SceneCamera, SceneCamera]
+) -> None:
+    entry, model, _, _ = rooms
+    await add_rule(hass, entry, rule_form())
+    await wait_for(lambda: ["r1"] in model.waving.asked_about_rules)
+    writes = state_writes(hass, CONDITION)
+    subentry = entry.subentries[living_room_subentry(entry)]
+    hass.config_entries.async_update_subentry(entry, subentry, data={**subentry.data, "check_interval": 0.7})
+    await hass.async_block_till_done()
+    assert STATE_UNAVAILABLE not in writes
+    assert state(hass, CONDITION) == STATE_OFF

@@ -313,13 +313,16 @@ def _connect_watcher(runtime: MilocoRuntime, watcher: CameraWatcher) -> None:
             now = time.monotonic()
             for rule in runtime.rules_for(camera):
                 rule.handle_camera_lost(camera, now)
-        runtime.refresh_availability(runtime.rules_for(camera))
+        state()
 
     @callback
     def state() -> None:
         # Recovery is told only through the camera's state news (availability(True) is never fired); the
-        # rules write their entities only when their availability changes, not at every counter change.
-        runtime.refresh_availability(runtime.rules_for(camera))
+        # rules write their entities only when their availability changes, not at every counter change. A
+        # watcher being stopped was taken out first: the change that stops it refreshes every rule at its end,
+        # so that a camera's edit does not flash its rules unavailable.
+        if runtime.watchers.get(watcher.subentry_id) is watcher:
+            runtime.refresh_availability(runtime.rules_for(camera))
 
     watcher.set_rule_provider(enabled_rules)
     watcher.events.verdicts.add(judge)

@@ -21,7 +21,7 @@ from .gated_model_server import GatedModelServer
 from .lights import SwitchableLight, async_add_lights
 from .model_server import Reply
 from .perception_helpers import answer, capture_events, wait_for, watch
-from .scenes import SceneCamera, waving_hand
+from .scenes import SceneCamera, static_room, waving_hand
 from .test_rules import WAVE, Waving, add_rule, rule_form, rule_id
 
 LIVING_ROOM, HALL = "camera.living_room", "camera.hall"
@@ -165,6 +165,36 @@ async def test_the_enabled_box_of_the_form_works_like_the_switch(
     assert hass.states.get(SWITCH).state == STATE_ON
     assert entry.runtime_data.rules[rule_id(entry)] is runner
     await wait_for(lambda: hass.states.get(LIGHT).state == STATE_ON)
+
+
+async def _enable_in_the_form(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    await reconfigure_rule(hass, entry, rule_form())
+
+
+async def _turn_on(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    await hass.services.async_call("switch", "turn_on", {"entity_id": SWITCH}, blocking=True)
+
+
+@pytest.mark.parametrize(
+    "enable", [pytest.param(_enable_in_the_form, id="form"), pytest.param(_turn_on, id="switch")]
+)
+async def test_a_rule_turned_on_is_asked_at_once_about_a_still_room(
+    hass: HomeAssistant, gated_server: GatedModelServer, enable: Any
+) -> None:
+    model = Waving()
+    gated_server.responder = model
+    await async_add_lights(hass, SwitchableLight("Living room"))
+    entry = await watch(hass, gated_server, SceneCamera("Living room", static_room()))
+    await add_rule(hass, entry, rule_form(enabled=False))
+    # The room is still and there is no heartbeat: once the first checks are done, nothing asks again.
+    await wait_for(lambda: len(gated_server.chat_requests) >= 1)
+    await asyncio.sleep(1.5)
+    asked = len(model.asked_about_rules)
+    await asyncio.sleep(1.0)
+    assert len(model.asked_about_rules) == asked
+    await enable(hass, entry)
+    assert hass.states.get(SWITCH).state == STATE_ON
+    await wait_for(lambda: ["r1"] in model.asked_about_rules[asked:], within=3)
 
 
 async def _remove(hass: HomeAssistant, entry: MockConfigEntry) -> None:

@@ -71,3 +71,15 @@ class MilocoRuleEntity(MilocoEntity):
         """Tie the entity to its rule."""
         super().__init__(rule.subentry_id, rule.title, "Rule", description, rule.async_add_listener)
         self._rule = rule
+
+
+class MilocoRuleResultEntity(MilocoRuleEntity):
+    """An entity of what a rule's cameras report: unavailable, not off, when none of them can report.
+
+    The rule's switch is no such entity: a rule can be turned on or off whatever its cameras do.
+    """
+
+    @property
+    def available(self) -> bool:
+        """Return False when all the rule's cameras are unavailable or unwatched, or the model is down."""
+        return self._rule.available

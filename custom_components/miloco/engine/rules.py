@@ -156,6 +156,13 @@ class EdgeTrigger:
         self._value = False
         self._last_fired = -math.inf
 
+    def restore(self, *, value: bool | None = None, last_fired: float | None = None) -> None:
+        """Take back what was known before a restart: the last answer, and when the rule last fired."""
+        if value is not None:
+            self._value = value
+        if last_fired is not None:
+            self._last_fired = last_fired
+
 
 class Debounce:
     """A state-mode rule: on after `on_checks` positive checks in a row, off after `off_delay_s` of negatives.
@@ -204,4 +211,10 @@ class Debounce:
         """Turn off without a transition and forget the counts."""
         self._on = False
         self._positives = 0
+        self._negative_since = None
+
+    def restore_on(self) -> None:
+        """Be on again without a transition (it was on before a restart): the next "yes" starts nothing."""
+        self._on = True
+        self._positives = self._on_checks
         self._negative_since = None

@@ -10,10 +10,10 @@ import pytest
 # Import the integration before the harness's `hass` fixture runs, so HA finds our
 # custom_components package instead of the harness's own (see docs/development.md).
 from custom_components.miloco.const import DOMAIN
+from testkit.llama_server import KINDS, LlamaServer, cpp_server_skip_reason, make_server
+from testkit.ports import free_port
 
-from .llama_server import KINDS, LlamaServer, cpp_server_skip_reason, make_server
 from .model_server import FakeModelServer
-from .ports import free_port
 
 assert DOMAIN == "miloco"
 

@@ -36,6 +36,15 @@ async def model_server(socket_enabled: None) -> AsyncGenerator[FakeModelServer]:
     await server.stop()
 
 
+@pytest.fixture
+async def second_server(socket_enabled: None) -> AsyncGenerator[FakeModelServer]:
+    """Run a second model server on loopback: the fallback, another machine of the house."""
+    server = FakeModelServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
 @pytest.fixture(params=KINDS, ids=[f"{kind}-server" for kind in KINDS])
 def llama_server(
     request: pytest.FixtureRequest, socket_enabled: None, tmp_path: Path

@@ -20,7 +20,6 @@ from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import llm
-from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 import voluptuous as vol
@@ -32,6 +31,7 @@ from .engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS, FrameDecodeError, Pre
 from .engine.parse import ReplyParseError, check_reply_schema, parse_reply
 from .engine.prompt import AI_TASK_SYSTEM_PROMPT, LEAD_IN
 from .engine.scheduling import FairLimiter
+from .entity import service_device
 from .runtime import MilocoConfigEntry, MilocoRuntime
 from .settings import WINDOW_FRAMES
 
@@ -79,13 +79,7 @@ class MilocoAITaskEntity(ai_task.AITaskEntity):
         self._budget = DETAIL_BUDGETS.get(str(subentry.data.get(CONF_DETAIL)), DETAIL_BUDGETS[DEFAULT_DETAIL])
         self._slot_key = f"ai_task_{subentry.subentry_id}"
         self._attr_unique_id = subentry.subentry_id
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, subentry.subentry_id)},
-            name=subentry.title,
-            manufacturer="Miloco",
-            model="AI Task",
-            entry_type=DeviceEntryType.SERVICE,
-        )
+        self._attr_device_info = service_device(subentry.subentry_id, subentry.title, "AI Task")
 
     async def _async_generate_data(
         self, task: ai_task.GenDataTask, chat_log: conversation.ChatLog

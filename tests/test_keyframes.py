@@ -17,7 +17,7 @@ from PIL import Image, ImageChops, ImageStat
 import pytest
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.miloco.const import SUBENTRY_CAMERA
+from custom_components.miloco.const import SUBENTRY_CAMERA, SUBENTRY_RULE
 from custom_components.miloco.keyframes import KeyFrames, content_type_of, newest_saved, prune
 
 from .helpers import remote_entry
@@ -315,7 +315,11 @@ async def test_a_restore_never_hides_a_newer_frame(
         folder = media / "miloco" / camera
         await hass.async_add_executor_job(lambda folder=folder: folder.mkdir(parents=True))
         await hass.async_add_executor_job((folder / "20261130-003000-000000-wave.jpg").write_bytes, old)
-    entry = remote_entry(model_server)
+    # A rule's frame is named by the slug of the rule's name.
+    rule_frame = folder / "20261130-002000-000000-wave_for_light.jpg"
+    await hass.async_add_executor_job(rule_frame.write_bytes, old)
+    rule = {"subentry_type": SUBENTRY_RULE, "title": "Wave for light", "unique_id": None, "data": {}}
+    entry = remote_entry(model_server, subentries=[rule])
     entry.add_to_hass(hass)
     # A check fired something before the folder was read: the restore leaves that newer frame on show.
     porch = KeyFrames(hass, entry, "camera.porch", save=True, keep=5)
@@ -334,6 +338,12 @@ async def test_a_restore_never_hides_a_newer_frame(
     assert living_room.current.image == old
     assert living_room.current.label == "wave"
     assert living_room.current.taken_at.isoformat() == "2026-11-30T00:30:00+00:00"
+    # The newest frame is the one a rule fired: it is shown with the rule's name, not the file's slug.
+    await hass.async_add_executor_job(rule_frame.rename, folder / "20261130-004000-000000-wave_for_light.jpg")
+    by_rule = KeyFrames(hass, entry, "camera.living_room", save=True, keep=5)
+    await by_rule.async_restore()
+    assert by_rule.current is not None
+    assert by_rule.current.label == "Wave for light"
     # With saving off, nothing is read back: the folder is not this camera's to show any more.
     unsaved = KeyFrames(hass, entry, "camera.living_room", save=False, keep=5)
     await unsaved.async_restore()

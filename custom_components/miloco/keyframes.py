@@ -8,7 +8,7 @@ edit of the camera, the newest saved file is the key frame again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 import re
@@ -18,7 +18,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.util import dt as dt_util, slugify
 
-from .const import LOGGER
+from .const import LOGGER, SUBENTRY_RULE
 from .listeners import Listeners
 
 # Saved frames live in the "local" media folder, one sub-folder per camera.
@@ -129,7 +129,16 @@ class KeyFrames:
         # A check may have fired something while the folder was read: that frame is the newer one.
         if restored is None or self.current is not None:
             return
-        self.current = restored
+        # A file name carries a rule's name as a slug: shown as the rule's name again while the rule exists.
+        label = next(
+            (
+                sub.title
+                for sub in self.entry.subentries.values()
+                if sub.subentry_type == SUBENTRY_RULE and slugify(sub.title) == restored.label
+            ),
+            restored.label,
+        )
+        self.current = replace(restored, label=label)
         self._listeners()
 
     def reference(self) -> dict[str, str]:

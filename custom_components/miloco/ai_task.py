@@ -19,7 +19,6 @@ from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import llm
-from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 import voluptuous as vol
@@ -29,6 +28,7 @@ from .const import DOMAIN, SUBENTRY_AI_TASK
 from .engine.answers import ANSWER_SCHEMA, MAX_QUESTION_CHARS, readable_schema
 from .engine.check import NamedImage
 from .engine.prompt import QuestionSpec
+from .entity import service_device
 from .questions import async_ask_images
 from .runtime import MilocoConfigEntry, MilocoRuntime
 from .settings import WINDOW_FRAMES
@@ -71,13 +71,7 @@ class MilocoAITaskEntity(ai_task.AITaskEntity):
         self._entry = entry
         self._budget = ai_task_budget(subentry.data)
         self._attr_unique_id = subentry.subentry_id
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, subentry.subentry_id)},
-            name=subentry.title,
-            manufacturer="Miloco",
-            model="AI Task",
-            entry_type=DeviceEntryType.SERVICE,
-        )
+        self._attr_device_info = service_device(subentry.subentry_id, subentry.title, "AI Task")
 
     async def _async_generate_data(
         self, task: ai_task.GenDataTask, chat_log: conversation.ChatLog

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 import re
-from typing import Any, Final
+from typing import Final
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.util import dt as dt_util, slugify
 
 from .const import LOGGER
+from .entry_link import StartTask
 from .listeners import Listeners
 
 # Saved frames live in the "local" media folder, one sub-folder per camera.
@@ -49,7 +49,7 @@ class KeyFrames:
     def __init__(
         self,
         hass: HomeAssistant,
-        entry: ConfigEntry[Any],
+        start_task: StartTask,
         camera_entity_id: str,
         *,
         save: bool,
@@ -57,7 +57,7 @@ class KeyFrames:
     ) -> None:
         """Start with no key frame; saving writes under <media>/miloco/<camera>/ and keeps `keep` files."""
         self.hass = hass
-        self.entry = entry
+        self._start_task = start_task
         self.camera_entity_id = camera_entity_id
         self.keep = max(1, keep)
         self.folder = _folder(hass, camera_entity_id) if save else None
@@ -89,10 +89,8 @@ class KeyFrames:
         self.current = KeyFrame(jpeg=self._check_frame, label=label, taken_at=now, path=path)
         self._listeners()
         if path is not None:
-            self.entry.async_create_background_task(
-                self.hass,
-                self._async_save(path, self._check_frame),
-                f"miloco save key frame {self.camera_entity_id}",
+            self._start_task(
+                self._async_save(path, self._check_frame), f"miloco save key frame {self.camera_entity_id}"
             )
         return self.reference()
 

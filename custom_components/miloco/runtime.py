@@ -23,6 +23,7 @@ from .const import CONF_ENABLED, DOMAIN, LOGGER, SUBENTRY_CAMERA, SUBENTRY_RULE
 from .engine.backends.base import VisionBackend
 from .engine.prompt import RuleSpec
 from .engine.scheduling import FairLimiter
+from .entry_link import EntryLink
 from .health import BackendHealth
 from .rule_runner import RuleConfig, RuleRunner
 from .watcher import CameraWatcher
@@ -188,7 +189,7 @@ async def _async_build(
         if subentry.subentry_type == SUBENTRY_CAMERA:
             watcher = CameraWatcher(
                 hass,
-                entry,
+                EntryLink.of(hass, entry),
                 subentry_id,
                 subentry.title,
                 CameraConfig.from_data(subentry.data),

@@ -184,6 +184,15 @@ CASES: dict[str, tuple[float, list[tuple[Step, object]]]] = {
             (Frame(4.0), STILL_REPORTED),
         ],
     ),
+    "a still room's skip is reported after a frame, never after an answer": (
+        0,
+        [
+            (Frame(0.0), MOVING),
+            (Answer(2.5), STILL),
+            (Frame(2.6), STILL_REPORTED),
+            (Frame(2.7), STILL),
+        ],
+    ),
     "a busy room is checked again at the answer once the interval has passed": (
         0,
         [

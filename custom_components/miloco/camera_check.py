@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import time
 
 from homeassistant.util import dt as dt_util
@@ -20,11 +20,27 @@ from .engine.camera_state import CameraState
 from .engine.check import Answer
 from .engine.frames import FrameDecodeError
 from .engine.parse import ReplyParseError
-from .engine.prompt import CheckSpec
+from .engine.prompt import CheckSpec, RuleSpec
 from .engine.window import Frame
 from .keyframes import KeyFrames
 from .listeners import Listeners
 from .watcher_stats import WatcherStats
+
+type RuleProvider = Callable[[], tuple[RuleSpec, ...]]
+
+
+class Question:
+    """What a check about to start asks: the camera's own question and the rules enabled at that moment."""
+
+    def __init__(self, base: CheckSpec, rules: RuleProvider) -> None:
+        """Start from the camera's own question; the rules are read only when a check is due and wanted."""
+        self.spec = base
+        self._rules = rules
+
+    def asks(self) -> bool:
+        """Add the enabled rules (a switch changes them at once); return False when nothing is left to ask."""
+        self.spec = replace(self.spec, rules=self._rules())
+        return not self.spec.is_empty
 
 
 @dataclass(slots=True)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import replace
 import time
 from typing import Final
 
 from homeassistant.core import HomeAssistant, callback
 
-from .camera_check import CameraCheck, CheckHooks
+from .camera_check import CameraCheck, CheckHooks, Question, RuleProvider
 from .camera_config import CameraConfig
 from .camera_events import CameraEvents
 from .camera_failures import CameraFailures
@@ -20,7 +18,6 @@ from .engine.backends.base import VisionBackend
 from .engine.camera_schedule import CameraSchedule, Occasion, Skip, SkipReason, Start
 from .engine.camera_state import PRESENCE_KEY, CameraState, CameraStateSettings
 from .engine.gate import ChangeGate
-from .engine.prompt import RuleSpec
 from .engine.scheduling import FairLimiter
 from .engine.window import Frame
 from .entry_link import EntryLink
@@ -29,7 +26,6 @@ from .health import BackendHealth
 from .keyframes import KeyFrames
 from .watcher_stats import WatcherStats
 
-type RuleProvider = Callable[[], tuple[RuleSpec, ...]]
 __all__ = ["PRESENCE_KEY", "CameraWatcher", "WatcherStats"]
 
 # How long async_stop() waits for the loop and the check to end: a camera that swallows cancellation is
@@ -234,11 +230,11 @@ class CameraWatcher:
     @callback
     def _decide(self, now: float, occasion: Occasion) -> None:
         """Ask the schedule, and act on its answer: start the check, or count the skip it reports."""
-        spec = replace(self._base_spec, rules=self._rule_provider())
-        match self.schedule.decide(now, occasion, asks=not spec.is_empty):
+        question = Question(self._base_spec, self._rule_provider)
+        match self.schedule.decide(now, occasion, asks=question.asks):
             case Start(moving=moving):
                 self._check_task = self._start_task(
-                    self._check.async_run(spec, self.recent_frames(), moving=moving),
+                    self._check.async_run(question.spec, self.recent_frames(), moving=moving),
                     f"miloco check {self.config.camera_entity_id}",
                 )
             case Skip(reason=SkipReason.STILL, report=True):

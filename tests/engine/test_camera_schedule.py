@@ -62,7 +62,7 @@ class Frame:
 
     def run(self, rig: Rig) -> object:
         rig.schedule.observe(self.thumb, self.at, motion=self.motion)
-        return rig.schedule.decide(self.at, Occasion.FRAME, asks=self.asks)
+        return rig.schedule.decide(self.at, Occasion.FRAME, asks=lambda: self.asks)
 
 
 @dataclass(frozen=True)

@@ -164,15 +164,18 @@ class CameraSchedule:
         self._fresh = True
         return self._gate.observe(thumb, now)
 
-    def decide(self, now: float, occasion: Occasion = Occasion.FRAME, *, asks: bool = True) -> Decision:
-        """Answer whether a check starts now; `asks` is False when the camera has nothing to ask.
+    def decide(
+        self, now: float, occasion: Occasion = Occasion.FRAME, *, asks: Callable[[], bool] = lambda: True
+    ) -> Decision:
+        """Answer whether a check starts now; `asks` returns False when the camera has nothing to ask.
 
-        A Start has taken the limiter's slot and started the clock of the next check.
+        `asks` is called only when a check is due and wanted (it builds the question). A Start has taken the
+        limiter's slot and started the clock of the next check.
         """
         ready = self._ready(now, occasion)
         if ready is not None:
             return ready
-        if not asks:
+        if not asks():
             # Only rules asked for this camera, and all of them are switched off.
             self._next_check, self._wait_reason = now + self._interval_s, WaitReason.INTERVAL
             return Skip(SkipReason.NOTHING_TO_ASK)

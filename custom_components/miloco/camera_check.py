@@ -73,8 +73,9 @@ class CameraCheck:
     async def async_run(self, spec: CheckSpec, frames: list[Frame], *, moving: bool) -> None:
         """Ask the model about the frames, then hand the answer to the state model or count the failure."""
         started = time.monotonic()
-        self.hooks.started(started)
         try:
+            # Inside the try: a faulty hook must not keep the slot.
+            self.hooks.started(started)
             outcome = await self.async_ask(spec, frames)
         finally:
             self.schedule.release()

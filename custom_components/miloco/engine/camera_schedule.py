@@ -137,7 +137,7 @@ class CameraSchedule:
     def begin(self, now: float, *, phase: float = 0.0, on_offer: Callable[[], None] | None = None) -> None:
         """Start the clock, `phase` (0 to 1) of an interval late; `on_offer` runs when a freed slot is taken."""
         self._next_check = now + phase * self._interval_s
-        if on_offer is not None:
+        if on_offer is not None and not self._stopping:
             self._remove_waker = self._limiter.set_waker(self._key, lambda: self._offered(on_offer))
 
     def stop(self) -> None:

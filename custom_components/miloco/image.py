@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from homeassistant.components.image import ImageEntity, ImageEntityDescription
@@ -28,7 +29,7 @@ async def async_setup_entry(
     def entities_of(runtime: MilocoRuntime, subentry_id: str) -> list[Entity]:
         if (watcher := runtime.watchers.get(subentry_id)) is None:
             return []
-        return [LastDetectionImage(hass, watcher)]
+        return [LastDetectionImage(hass, watcher, runtime.rule_titles)]
 
     entry.runtime_data.async_register_platform(Platform.IMAGE, async_add_entities, entities_of)
 
@@ -36,10 +37,14 @@ async def async_setup_entry(
 class LastDetectionImage(MilocoEntity, ImageEntity):
     """Shows the newest frame of the check that last fired a gesture or a rule; changes only then."""
 
-    def __init__(self, hass: HomeAssistant, watcher: CameraWatcher) -> None:
+    def __init__(
+        self, hass: HomeAssistant, watcher: CameraWatcher, rule_titles: Callable[[], list[str]]
+    ) -> None:
         """Tie the image to its camera's key frames and to the camera's device."""
         ImageEntity.__init__(self, hass)
         self._key_frames: KeyFrames = watcher.key_frames
+        # The entry's rule names when the saved frame is restored (a file is named after a rule's slug).
+        self._rule_titles = rule_titles
         MilocoEntity.__init__(
             self,
             watcher.subentry_id,
@@ -54,7 +59,7 @@ class LastDetectionImage(MilocoEntity, ImageEntity):
         self._key_frames.entity_id = self.entity_id
         self.async_on_remove(self._forget_entity_id)
         # Before following: this entity's first state already shows what the restore found.
-        await self._key_frames.async_restore()
+        await self._key_frames.async_restore(self._rule_titles())
         await super().async_added_to_hass()
         self._show_current()
 

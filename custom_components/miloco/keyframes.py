@@ -8,17 +8,18 @@ edit of the camera, the newest saved file is the key frame again.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 import re
-from typing import Any, Final
+from typing import Final
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.util import dt as dt_util, slugify
 
-from .const import LOGGER, SUBENTRY_RULE
+from .const import LOGGER
+from .entry_link import StartTask
 from .listeners import Listeners
 
 # Saved frames live in the "local" media folder, one sub-folder per camera.
@@ -66,7 +67,7 @@ class KeyFrames:
     def __init__(
         self,
         hass: HomeAssistant,
-        entry: ConfigEntry[Any],
+        start_task: StartTask,
         camera_entity_id: str,
         *,
         save: bool,
@@ -74,7 +75,7 @@ class KeyFrames:
     ) -> None:
         """Start with no key frame; saving writes under <media>/miloco/<camera>/ and keeps `keep` files."""
         self.hass = hass
-        self.entry = entry
+        self._start_task = start_task
         self.camera_entity_id = camera_entity_id
         self.keep = max(1, keep)
         self.folder = _folder(hass, camera_entity_id) if save else None
@@ -110,10 +111,8 @@ class KeyFrames:
         )
         self._listeners()
         if path is not None:
-            self.entry.async_create_background_task(
-                self.hass,
-                self._async_save(path, self._check_frame),
-                f"miloco save key frame {self.camera_entity_id}",
+            self._start_task(
+                self._async_save(path, self._check_frame), f"miloco save key frame {self.camera_entity_id}"
             )
         return self.reference()
 
@@ -121,8 +120,11 @@ class KeyFrames:
         """Write the frame and prune the folder, off the event loop."""
         await self.hass.async_add_executor_job(_save_and_prune, path, image, self.keep)
 
-    async def async_restore(self) -> None:
-        """Make the newest saved frame the key frame again (after a restart or an edit), unless one is newer."""
+    async def async_restore(self, rule_titles: Iterable[str] = ()) -> None:
+        """Make the newest saved frame the key frame again (after a restart or an edit), unless one is newer.
+
+        `rule_titles` are the entry's rules of now: a file named after one is labelled with its name again.
+        """
         if self.folder is None or self.current is not None:
             return
         restored = await self.hass.async_add_executor_job(newest_saved, self.folder)
@@ -130,14 +132,7 @@ class KeyFrames:
         if restored is None or self.current is not None:
             return
         # A file name carries a rule's name as a slug: shown as the rule's name again while the rule exists.
-        label = next(
-            (
-                sub.title
-                for sub in self.entry.subentries.values()
-                if sub.subentry_type == SUBENTRY_RULE and slugify(sub.title) == restored.label
-            ),
-            restored.label,
-        )
+        label = next((title for title in rule_titles if slugify(title) == restored.label), restored.label)
         self.current = replace(restored, label=label)
         self._listeners()
 

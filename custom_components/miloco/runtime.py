@@ -23,6 +23,7 @@ from .const import CONF_ENABLED, DOMAIN, LOGGER, SUBENTRY_CAMERA, SUBENTRY_RULE
 from .engine.backends.base import VisionBackend
 from .engine.prompt import RuleSpec
 from .engine.scheduling import FairLimiter
+from .entry_link import EntryLink
 from .health import BackendHealth
 from .rule_runner import RuleConfig, RuleRunner, RuleWiring
 from .watcher import CameraWatcher
@@ -74,6 +75,10 @@ class MilocoRuntime:
             ),
             None,
         )
+
+    def rule_titles(self) -> list[str]:
+        """Return the names of the entry's rules."""
+        return [rule.title for rule in self.rules.values()]
 
     def rules_for(self, camera_entity_id: str) -> list[RuleRunner]:
         """Return the rules that look at a camera, in the entry's order (enabled or not)."""
@@ -219,7 +224,7 @@ async def _async_build(
         if subentry.subentry_type == SUBENTRY_CAMERA:
             watcher = CameraWatcher(
                 hass,
-                entry,
+                EntryLink.of(hass, entry),
                 subentry_id,
                 subentry.title,
                 CameraConfig.from_data(subentry.data),

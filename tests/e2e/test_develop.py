@@ -56,8 +56,35 @@ class DevelopScript(RealHomeAssistant):
         """Only the precondition: onboarding's location, analytics and integration steps marked done."""
         self.seed_onboarding()
 
+    def prepare(self) -> None:
+        """Run `scripts/develop --prepare`: build what is missing (a cold machine: minutes), start nothing."""
+        done = subprocess.run(
+            [str(self.clone / "scripts" / "develop"), "--prepare"],
+            env=self._environment(),
+            cwd=self.clone,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
     def start(self) -> None:
-        """Run scripts/develop in a newcomer's environment: no test venv on PATH."""
+        """Run scripts/develop in its own session: stop() signals the whole group, whatever it has become."""
+        with self.log_path.open("wb") as log:
+            # scripts/develop ends as the hass process itself (through exec), so the group is HA.
+            self.process = subprocess.Popen(
+                [str(self.clone / "scripts" / "develop")],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self._environment(),
+                cwd=self.clone,
+                start_new_session=True,
+            )
+
+    def _environment(self) -> dict[str, str]:
+        """Return a newcomer's environment (no test venv on PATH) with the port to serve on."""
         suite_bin = str(Path(sys.prefix) / "bin")
         env = {
             key: value
@@ -66,27 +93,24 @@ class DevelopScript(RealHomeAssistant):
         }
         env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != suite_bin)
         env["MILOCO_DEVELOP_PORT"] = str(self.port)
-        with self.log_path.open("wb") as log:
-            # Its own session: stop() signals the whole group, whatever scripts/develop has become by then
-            # (it ends as the hass process itself, through exec).
-            self.process = subprocess.Popen(
-                [str(self.clone / "scripts" / "develop")],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                cwd=self.clone,
-                start_new_session=True,
-            )
+        return env
 
 
 @pytest.fixture
-async def develop(socket_enabled: None, tmp_path: Path) -> AsyncGenerator[DevelopScript]:
-    """Clone the repository's committed state, start its scripts/develop, onboard and log in."""
+def prepared(tmp_path: Path) -> DevelopScript:
+    """Clone the repository's committed state, as a newcomer gets it, and build what its run needs."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True, timeout=120)
     ha = DevelopScript(clone, free_port())
+    ha.prepare()
     ha.write_config()
+    return ha
+
+
+@pytest.fixture
+async def develop(socket_enabled: None, prepared: DevelopScript) -> AsyncGenerator[DevelopScript]:
+    """Start the clone's scripts/develop on its free port, onboard and log in."""
+    ha = prepared
     ha.start()
     try:
         await ha.connect()
@@ -97,7 +121,9 @@ async def develop(socket_enabled: None, tmp_path: Path) -> AsyncGenerator[Develo
 
 
 # scripts/develop is a host command: the oldest suite runs it (the newest may run inside the root filesystem).
-ON_THE_HOST = pytest.mark.skipif(SUITE == "newest", reason="the oldest suite runs scripts/develop, on the host")
+ON_THE_HOST = pytest.mark.skipif(
+    SUITE == "newest", reason="the oldest suite runs scripts/develop, on the host"
+)
 
 
 async def _add_tiny_embedded_backend(develop: DevelopScript) -> str:

@@ -88,3 +88,9 @@ _refresh_host_files() {
 rootfs_exec() {
   unshare --mount --propagation private -- "$MILOCO_REPO/scripts/lib/rootfs-enter" "$MILOCO_ROOTFS" "$@"
 }
+
+# rootfs_become CMD...: rootfs_exec as the caller's last step: the calling process becomes CMD (exec, no shell
+# left waiting in between), so that Ctrl-C and kill reach CMD itself and its exit status is the caller's.
+rootfs_become() {
+  exec unshare --mount --propagation private -- "$MILOCO_REPO/scripts/lib/rootfs-enter" "$MILOCO_ROOTFS" "$@"
+}

@@ -22,7 +22,6 @@ import subprocess
 import sys
 from typing import Any
 
-import aiohttp
 from homeassistant.const import __version__ as HA_VERSION
 import pytest
 
@@ -154,15 +153,6 @@ async def test_fresh_clone_runs_the_newest_home_assistant_with_ai_task(develop: 
 
 
 @ON_THE_HOST
-@pytest.mark.xfail(
-    raises=aiohttp.ServerDisconnectedError,
-    strict=True,
-    reason=(
-        "fault in custom_components (reported): the AI Task answer schema's maxLength 4000 (miloco.analyze's "
-        "2000 too) exceeds llama.cpp's grammar repetition limit (maxLength > 1000 fails to parse) and the "
-        "embedded backend then crashes the Home Assistant process with a segmentation fault"
-    ),
-)
 async def test_ai_task_answers_through_the_tiny_embedded_model(develop: DevelopScript) -> None:
     ai_task = await _add_tiny_embedded_backend(develop)
     answer = await develop.rest(

@@ -18,6 +18,7 @@ import pytest
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.miloco.const import SUBENTRY_CAMERA, SUBENTRY_RULE
+from custom_components.miloco.entry_link import EntryLink
 from custom_components.miloco.keyframes import KeyFrames, content_type_of, newest_saved, prune
 
 from .helpers import remote_entry
@@ -321,8 +322,9 @@ async def test_a_restore_never_hides_a_newer_frame(
     rule = {"subentry_type": SUBENTRY_RULE, "title": "Wave for light", "unique_id": None, "data": {}}
     entry = remote_entry(model_server, subentries=[rule])
     entry.add_to_hass(hass)
+    start_task = EntryLink.of(hass, entry).start_task
     # A check fired something before the folder was read: the restore leaves that newer frame on show.
-    porch = KeyFrames(hass, entry, "camera.porch", save=True, keep=5)
+    porch = KeyFrames(hass, start_task, "camera.porch", save=True, keep=5)
     new = waving_hand()()
     porch.set_check_frame(new)
     porch.record("thumbs_up")
@@ -332,7 +334,7 @@ async def test_a_restore_never_hides_a_newer_frame(
     await hass.async_block_till_done(wait_background_tasks=True)
 
     # Without a newer frame, the saved one comes back, with the time and the label its name carries.
-    living_room = KeyFrames(hass, entry, "camera.living_room", save=True, keep=5)
+    living_room = KeyFrames(hass, start_task, "camera.living_room", save=True, keep=5)
     await living_room.async_restore()
     assert living_room.current is not None
     assert living_room.current.image == old
@@ -340,12 +342,12 @@ async def test_a_restore_never_hides_a_newer_frame(
     assert living_room.current.taken_at.isoformat() == "2026-11-30T00:30:00+00:00"
     # The newest frame is the one a rule fired: it is shown with the rule's name, not the file's slug.
     await hass.async_add_executor_job(rule_frame.rename, folder / "20261130-004000-000000-wave_for_light.jpg")
-    by_rule = KeyFrames(hass, entry, "camera.living_room", save=True, keep=5)
-    await by_rule.async_restore()
+    by_rule = KeyFrames(hass, start_task, "camera.living_room", save=True, keep=5)
+    await by_rule.async_restore(["Wave for light", "Door left open"])
     assert by_rule.current is not None
     assert by_rule.current.label == "Wave for light"
     # With saving off, nothing is read back: the folder is not this camera's to show any more.
-    unsaved = KeyFrames(hass, entry, "camera.living_room", save=False, keep=5)
+    unsaved = KeyFrames(hass, start_task, "camera.living_room", save=False, keep=5)
     await unsaved.async_restore()
     assert unsaved.current is None
 

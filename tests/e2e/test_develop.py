@@ -26,8 +26,8 @@ from homeassistant.const import __version__ as HA_VERSION
 import pytest
 
 from custom_components.miloco.const import TEST_MODEL_TITLE_SUFFIX
+from testkit.ports import free_port
 
-from ..ports import free_port
 from .real_hass import RealHomeAssistant
 
 REPO = Path(__file__).resolve().parents[2]

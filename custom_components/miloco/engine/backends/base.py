@@ -23,6 +23,8 @@ class VisionRequest:
     json_schema: Mapping[str, Any] | None = None
     max_tokens: int = 256
     thinking: bool = False
+    # How many alternatives per generated token to ask log-probabilities for; None asks for none.
+    logprobs: int | None = None
 
     def user_text(self) -> str:
         """Return the question with the no-think switch appended when thinking is off."""
@@ -39,6 +41,15 @@ class TokenUsage:
     completion_tokens: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token: its text, its log-probability, and the most likely alternatives (text → logprob)."""
+
+    text: str
+    logprob: float
+    top: Mapping[str, float] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VisionReply:
     """The model's raw reply text and what it cost."""
@@ -47,6 +58,8 @@ class VisionReply:
     model: str
     latency_s: float
     usage: TokenUsage = field(default_factory=TokenUsage)
+    # The generated tokens with their log-probabilities, when asked for and the server gave them.
+    tokens: tuple[TokenLogprob, ...] | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Mapping
+import dataclasses
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 import json
@@ -52,6 +53,7 @@ from .errors import (
     ServerUnreachable,
     bounded_retry_after,
 )
+from .logprobs import tokens_from_body, top_logprobs_wanted
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -104,6 +106,10 @@ _CONTEXT_EXCEEDED = re.compile(
     r"|input is too large|prompt is too long|too many (?:input )?tokens",
     re.IGNORECASE,
 )
+# How servers refuse log-probabilities: llama-cpp-python's server with a model loaded without logits_all
+# ("logprobs is not supported for models created with logits_all=False", HTTP 500), OpenAI-style 400s naming
+# `logprobs` or `top_logprobs`.
+_LOGPROBS_REFUSED = re.compile(r"logprobs|log_probs|logits_all", re.IGNORECASE)
 _MODEL_MISSING = re.compile(
     r"model\b.{0,80}\b(?:not found|does not exist|not loaded|unknown)|unknown model|no such model",
     re.IGNORECASE | re.DOTALL,
@@ -212,6 +218,8 @@ class OpenAICompatBackend:
         self._format_retry_at = 0.0
         self._closed = False
         self._stats = BackendStats()
+        # None until a request asked for log-probabilities; then whether the server gave them.
+        self._logprobs_accepted: bool | None = None
 
     @property
     def model(self) -> str:
@@ -237,6 +245,13 @@ class OpenAICompatBackend:
     def timeout_s(self) -> float:
         """Return the longest a call may take, retries included."""
         return self._timeout_s
+
+    @property
+    def logprobs_support(self) -> str:
+        """Return whether this server returns log-probabilities: 'untried', 'accepted' or 'refused'."""
+        if self._logprobs_accepted is None:
+            return "untried"
+        return "accepted" if self._logprobs_accepted else "refused"
 
     async def async_start(self) -> None:
         """Check that the server answers (and accepts our key) before the entry is set up."""
@@ -282,14 +297,40 @@ class OpenAICompatBackend:
     async def _complete(self, request: VisionRequest) -> VisionReply:
         """Ask the server within this call's timeout and read its reply."""
         started = time.monotonic()
-        body = await self._complete_with_format_fallback(request, started + self._timeout_s)
-        return reply_from_body(body, default_model=self._model, started=started)
+        body, asked_logprobs = await self._complete_with_logprobs_fallback(request, started + self._timeout_s)
+        reply = reply_from_body(body, default_model=self._model, started=started)
+        if not asked_logprobs:
+            return reply
+        return dataclasses.replace(reply, tokens=tokens_from_body(body))
 
-    async def _complete_with_format_fallback(self, request: VisionRequest, deadline: float) -> Any:
+    async def _complete_with_logprobs_fallback(
+        self, request: VisionRequest, deadline: float
+    ) -> tuple[Any, bool]:
+        """Post the request with log-probabilities when asked and not known refused; without, once refused.
+
+        Returns the body and whether it was asked with log-probabilities.
+        """
+        wanted = top_logprobs_wanted(request.logprobs)
+        if wanted is None or self._logprobs_accepted is False:
+            return await self._complete_with_format_fallback(request, deadline), False
+        try:
+            body = await self._complete_with_format_fallback(request, deadline, logprobs=wanted)
+        except _LogprobsRejected as err:
+            # Log-probabilities are an extra: a server without them answers as before, and is not asked again.
+            self._logprobs_accepted = False
+            _LOGGER.info("Server at %s refused log-probabilities (%s); not asking again", self._base_url, err)
+            return await self._complete_with_format_fallback(request, deadline), False
+        self._logprobs_accepted = True
+        return body, True
+
+    async def _complete_with_format_fallback(
+        self, request: VisionRequest, deadline: float, *, logprobs: int | None = None
+    ) -> Any:
         """Post the request, stepping down the structured-output ladder when the server refuses a form."""
         level = self._first_format_level() if request.json_schema is not None else FORMAT_NONE
         while True:
             payload, frames = self._build_payload(request, level)
+            _ask_logprobs(payload, logprobs)
             if sum(len(frame) for frame in frames) <= INLINE_FRAME_BYTES:
                 # A check's window at its planned sizes: encoding it costs less than an executor round trip.
                 data = _encode_payload(payload, frames)
@@ -476,6 +517,8 @@ class OpenAICompatBackend:
             return ModelNotFound(f"the server does not serve model {self._model!r} (HTTP {status})")
         if status == 413 or _CONTEXT_EXCEEDED.search(text):
             return RequestTooLarge(f"the request is too large for the model (HTTP {status}): {excerpt}")
+        if (status in (400, 422) or status >= 500) and _LOGPROBS_REFUSED.search(text):
+            return _LogprobsRejected(f"the server refused log-probabilities (HTTP {status}): {excerpt}")
         if formatted and (status in (400, 422) or status >= 500) and _FORMAT_REFUSED.search(text):
             return _FormatRejected(excerpt)
         return None
@@ -510,6 +553,10 @@ class _FormatRejected(BackendError):
     reason = "server_error"
 
 
+class _LogprobsRejected(RequestRejected):
+    """The server refused to return log-probabilities (a RequestRejected wherever they were not asked)."""
+
+
 class _Dropped(CannotConnect):
     """The connection closed before any byte of a reply arrived; one more attempt at once may work."""
 
@@ -527,6 +574,13 @@ async def _read_to_end(resp: aiohttp.ClientResponse, limit: int, *, truncate: bo
                 return bytes(body[:limit])
             raise BadReply(f"the reply is larger than {limit} bytes")
     return bytes(body)
+
+
+def _ask_logprobs(payload: dict[str, Any], top_logprobs: int | None) -> None:
+    """Ask for each generated token's log-probability and its top alternatives (OpenAI's parameters)."""
+    if top_logprobs is not None:
+        payload["logprobs"] = True
+        payload["top_logprobs"] = top_logprobs
 
 
 def reply_from_body(body: Any, *, default_model: str, started: float) -> VisionReply:

@@ -6,8 +6,8 @@ located in that text, and the token covering the value's first character is the 
 alternatives say how likely each answer was. An alternative counts for "yes" when, past the part of the token
 before the value (a glued quote or space) and any further quotes or spaces, its letters begin the word "yes"
 (or "true" for a JSON boolean), case-insensitively; likewise for "no" ("false"). P(yes) is the yes mass over
-the yes and no mass together. When no alternative speaks for the other answer, the chosen answer's own mass is
-its probability and the other answer gets the rest.
+the yes and no mass together. When no alternative speaks for the other answer, its mass is estimated from what
+bounds it (see _unlisted_answer_mass).
 
 Nothing here raises on odd input: an answer whose probability cannot be read is simply absent.
 """
@@ -15,7 +15,7 @@ Nothing here raises on odd input: an answer whose probability cannot be read is 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 import json
 import math
 import re
@@ -107,11 +107,22 @@ def _p_yes(token: TokenLogprob, before_value: str, word: str) -> float | None:
     if mass[chosen] <= 0.0 and mass[other] <= 0.0:
         return None
     if mass[other] <= 0.0:
-        # The other answer is not among the alternatives: it has at most what the chosen one leaves.
-        mass[other] = max(0.0, 1.0 - mass[chosen])
-        mass[chosen] = min(mass[chosen], 1.0)
+        mass[other] = _unlisted_answer_mass(min(mass[chosen], 1.0), alternatives.values())
     p_yes = mass[yes_word] / (mass[yes_word] + mass[no_word])
     return min(1.0, max(0.0, p_yes))
+
+
+def _unlisted_answer_mass(chosen: float, listed: Iterable[float]) -> float:
+    """Return the estimated mass of the answer the model did not choose and no alternative names.
+
+    It is at most what the chosen answer leaves (1 − p), at most the least likely listed alternative (the
+    alternatives are the most likely tokens, and it is not among them), and at most the chosen answer's own
+    (the model chose at temperature 0). With nothing more known it is taken at half that bound, the middle of
+    its range: so the chosen answer always keeps P > 0.5, even where the raw distribution puts most of its
+    mass on tokens the reply's grammar forbids (a small or untrained model) and p itself is tiny.
+    """
+    bound = min(1.0 - chosen, chosen, *(math.exp(logprob) for logprob in listed if math.isfinite(logprob)))
+    return max(0.0, bound) / 2
 
 
 def _answer_of(alternative: str, before_value: str, words: tuple[str, str]) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 import math
+from numbers import Real
 from typing import Any, Final
 
 from .base import TokenLogprob
@@ -46,11 +47,11 @@ def tokens_from_choice(choice: Any) -> tuple[TokenLogprob, ...] | None:
 
 
 def _token(item: Any) -> TokenLogprob | None:
-    """Return one entry of `content` as a TokenLogprob, or None when its text or logprob is unusable."""
+    """Return one entry of `content` as a TokenLogprob, or None when it is not the documented shape."""
     if not isinstance(item, Mapping):
         return None
-    text, logprob = item.get("token"), _finite_logprob(item.get("logprob"))
-    if not isinstance(text, str) or len(text) > MAX_TOKEN_CHARS:
+    text, raw_logprob = item.get("token"), item.get("logprob")
+    if not isinstance(text, str) or len(text) > MAX_TOKEN_CHARS or not _is_number(raw_logprob):
         return None
     top: dict[str, float] = {}
     alternatives = item.get("top_logprobs")
@@ -62,16 +63,23 @@ def _token(item: Any) -> TokenLogprob | None:
             if isinstance(alt_text, str) and len(alt_text) <= MAX_TOKEN_CHARS and alt_logprob is not None:
                 # The same text twice (two token ids that print alike) is one alternative: add their mass.
                 top[alt_text] = _log_add(top[alt_text], alt_logprob) if alt_text in top else alt_logprob
+    logprob = _finite_logprob(raw_logprob)
     if logprob is None:
-        # A token whose own probability is unreadable still keeps its place in the text; NaN marks it unknown
-        # (its alternatives may still say how likely it was).
+        # A non-finite probability (NaN, ±inf) is dropped, but its token keeps its place in the text; NaN
+        # marks it unknown (an alternative of the same text may still say how likely it was).
         logprob = top.get(text, math.nan)
     return TokenLogprob(text, logprob, top)
 
 
+def _is_number(value: Any) -> bool:
+    """Return whether a JSON value is a number (finite or not), not a boolean."""
+    # Real, not float: llama-cpp-python hands numpy float32 values, which are no float subclass.
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
 def _finite_logprob(value: Any) -> float | None:
     """Return a log-probability (a finite number ≤ 0, a rounding above 0 clamped); None for anything else."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not _is_number(value):
         return None
     number = float(value)
     if not math.isfinite(number):

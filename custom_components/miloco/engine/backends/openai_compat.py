@@ -518,7 +518,8 @@ class OpenAICompatBackend:
         if status == 413 or _CONTEXT_EXCEEDED.search(text):
             return RequestTooLarge(f"the request is too large for the model (HTTP {status}): {excerpt}")
         if (status in (400, 422) or status >= 500) and _LOGPROBS_REFUSED.search(text):
-            return _LogprobsRejected(f"the server refused log-probabilities (HTTP {status}): {excerpt}")
+            # Worded as any refusal: to a request that did not ask for them, it is just that.
+            return _LogprobsRejected(f"the server refused the request (HTTP {status}): {excerpt}")
         if formatted and (status in (400, 422) or status >= 500) and _FORMAT_REFUSED.search(text):
             return _FormatRejected(excerpt)
         return None

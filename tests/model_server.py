@@ -128,7 +128,9 @@ def yes_no_logprobs(answers: dict[str, float]) -> Reply:
                 continue
             p_yes = answers[value]
             chosen, p_chosen = ("yes", p_yes) if p_yes >= 0.5 else ("no", 1.0 - p_yes)
-            tokens.extend([(' "', 1.0, {}), (chosen, p_chosen, {"yes": p_yes, "no": 1.0 - p_yes}), ('"', 1.0, {})])
+            tokens.extend(
+                [(' "', 1.0, {}), (chosen, p_chosen, {"yes": p_yes, "no": 1.0 - p_yes}), ('"', 1.0, {})]
+            )
         tokens.append(("}", 1.0, {}))
 
     emit(tree)

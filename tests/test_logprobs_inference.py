@@ -8,7 +8,7 @@ one (within [0, 1]) and agree with the answer the model wrote (P(yes) > 0.5 exac
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator
 import dataclasses
 
 import aiohttp
@@ -156,7 +156,9 @@ async def test_scripted_probabilities_come_back_exactly(
         assert reply.text == '{"result": "yes"}'
         assert condition_probability(reply.tokens) == pytest.approx(expected, abs=1e-6)
     # Asked as OpenAI documents it.
-    assert all(body["logprobs"] is True and body["top_logprobs"] == TOP for body in model_server.chat_requests)
+    assert all(
+        body["logprobs"] is True and body["top_logprobs"] == TOP for body in model_server.chat_requests
+    )
     assert backend.logprobs_support == "accepted"
 
 
@@ -231,4 +233,3 @@ async def test_requests_not_asking_send_no_logprobs_parameters(
     assert "logprobs" not in body and "top_logprobs" not in body
     assert reply.tokens is None
     assert backend.logprobs_support == "untried"
-

@@ -94,7 +94,10 @@ def test_combined_probabilities_by_rule_id() -> None:
         # A JSON boolean: true/false alternatives (yes/no would not be the same decision).
         ([tok('{"result": '), tok("true", 0.6, true=0.6, false=0.3, no=0.1), tok("}")], 0.6 / 0.9),
         # A chain of thought first: its braces are not the answer.
-        ([tok("<think>{maybe}</think>"), tok('{"result": "'), tok("no", 0.6, no=0.6, yes=0.4), tok('"}')], 0.4),
+        (
+            [tok("<think>{maybe}</think>"), tok('{"result": "'), tok("no", 0.6, no=0.6, yes=0.4), tok('"}')],
+            0.4,
+        ),
         # A fenced answer.
         ([tok('```json\n{"result":"'), tok("yes", 0.9, yes=0.9, no=0.05), tok('"}\n```')], 0.9 / 0.95),
     ],
@@ -148,7 +151,11 @@ def block(*entries: Any) -> dict[str, Any]:
 
 def test_block_reads_tokens_and_alternatives() -> None:
     body = block(
-        {"token": "yes", "logprob": -0.1, "top_logprobs": [{"token": "yes", "logprob": -0.1}, {"token": "no", "logprob": -2.5}]}
+        {
+            "token": "yes",
+            "logprob": -0.1,
+            "top_logprobs": [{"token": "yes", "logprob": -0.1}, {"token": "no", "logprob": -2.5}],
+        }
     )
     (token,) = tokens_from_body(body) or ()
     assert token == TokenLogprob("yes", -0.1, {"yes": -0.1, "no": -2.5})
@@ -195,8 +202,37 @@ def test_long_streams_are_cut() -> None:
 # --- property: any stream, no exception, probabilities within [0, 1] --------------------------------------
 
 _PIECES = st.sampled_from(
-    ['{"', "{", "}", '"', ' "', '":', ": ", ",", "result", "rules", "r1", "person_present", "yes", "no", "Yes",
-     '"yes', ' "no"', "true", "false", "n", "y", "[", "]", "\\", '\\"', "<think>", "</think>", " ", "x"]
+    [
+        '{"',
+        "{",
+        "}",
+        '"',
+        ' "',
+        '":',
+        ": ",
+        ",",
+        "result",
+        "rules",
+        "r1",
+        "person_present",
+        "yes",
+        "no",
+        "Yes",
+        '"yes',
+        ' "no"',
+        "true",
+        "false",
+        "n",
+        "y",
+        "[",
+        "]",
+        "\\",
+        '\\"',
+        "<think>",
+        "</think>",
+        " ",
+        "x",
+    ]
 )
 _LOGPROBS = st.one_of(
     st.floats(max_value=0.0, allow_nan=False), st.just(math.nan), st.just(math.inf), st.just(-math.inf)
@@ -224,8 +260,16 @@ def test_any_stream_gives_probabilities_in_range(tokens: list[TokenLogprob]) -> 
 @given(st.floats(min_value=0.01, max_value=0.99), st.floats(min_value=0.0, max_value=0.99))
 def test_scripted_answer_round_trips(p_yes: float, lost: float) -> None:
     # Mass on tokens that are no answer (here a quote) must not change the normalised probability.
-    rest = (1.0 - lost)
+    rest = 1.0 - lost
     chosen = "yes" if p_yes >= 0.5 else "no"
-    top = {"yes": p_yes * rest, "no": (1.0 - p_yes) * rest, '"': lost} if lost else {"yes": p_yes, "no": 1 - p_yes}
-    tokens = [tok('{"result": "'), alts(chosen, top[chosen], {k: v for k, v in top.items() if v > 0}), tok('"}')]
+    top = (
+        {"yes": p_yes * rest, "no": (1.0 - p_yes) * rest, '"': lost}
+        if lost
+        else {"yes": p_yes, "no": 1 - p_yes}
+    )
+    tokens = [
+        tok('{"result": "'),
+        alts(chosen, top[chosen], {k: v for k, v in top.items() if v > 0}),
+        tok('"}'),
+    ]
     assert condition_probability(tokens) == pytest.approx(p_yes, abs=1e-9)

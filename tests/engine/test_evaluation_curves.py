@@ -13,7 +13,16 @@ from custom_components.miloco.engine.evaluation.curves import CurvePoint, pr_cur
 from custom_components.miloco.engine.evaluation.plot import BEST, CURVE, PlotArea, pr_curve_png
 
 # Eight clips of one class: (P(yes), truly shows it). Four positives; two clips share P = 0.8.
-CLIPS = [(0.95, True), (0.9, False), (0.8, True), (0.8, False), (0.6, True), (0.4, False), (0.3, True), (0.1, False)]
+CLIPS = [
+    (0.95, True),
+    (0.9, False),
+    (0.8, True),
+    (0.8, False),
+    (0.6, True),
+    (0.4, False),
+    (0.3, True),
+    (0.1, False),
+]
 
 
 def test_curve_by_hand() -> None:

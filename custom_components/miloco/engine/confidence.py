@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 import json
 import math
 import re
@@ -144,10 +145,8 @@ def _yes_no_values(text: str) -> dict[str, tuple[int, str]]:
         if position < 0:
             return {}
         scanner = _Scanner(text)
-        try:
+        with suppress(_Stop):
             scanner.value(position, "", 0)
-        except _Stop:
-            pass
         if scanner.found:
             return scanner.found
         position += 1

@@ -517,11 +517,8 @@ class OpenAICompatBackend:
             return ModelNotFound(f"the server does not serve model {self._model!r} (HTTP {status})")
         if status == 413 or _CONTEXT_EXCEEDED.search(text):
             return RequestTooLarge(f"the request is too large for the model (HTTP {status}): {excerpt}")
-        if (status in (400, 422) or status >= 500) and _LOGPROBS_REFUSED.search(text):
-            # Worded as any refusal: to a request that did not ask for them, it is just that.
-            return _LogprobsRejected(f"the server refused the request (HTTP {status}): {excerpt}")
-        if formatted and (status in (400, 422) or status >= 500) and _FORMAT_REFUSED.search(text):
-            return _FormatRejected(excerpt)
+        if status in (400, 422) or status >= 500:
+            return _optional_part_refused(status, text, excerpt, formatted=formatted)
         return None
 
     def _decode_json(self, raw: bytes) -> Any:
@@ -552,6 +549,17 @@ class _FormatRejected(BackendError):
     """The server refused the requested response_format (or could not compile its schema)."""
 
     reason = "server_error"
+
+
+def _optional_part_refused(status: int, text: str, excerpt: str, *, formatted: bool) -> BackendError | None:
+    """Return the refusal of a part of the request we can do without: log-probabilities, then the format."""
+    # Log-probabilities first: when a server names both, dropping them costs less than structured output.
+    if _LOGPROBS_REFUSED.search(text):
+        # Worded as any refusal: to a request that did not ask for them, it is just that.
+        return _LogprobsRejected(f"the server refused the request (HTTP {status}): {excerpt}")
+    if formatted and _FORMAT_REFUSED.search(text):
+        return _FormatRejected(excerpt)
+    return None
 
 
 class _LogprobsRejected(RequestRejected):

@@ -94,5 +94,8 @@ def _curve(draw: ImageDraw.ImageDraw, area: PlotArea, curve: PRCurve) -> None:
         draw.ellipse((x - r, y - r, x + r, y + r), outline=BEST, width=2)
         label = f"best F1 {float(best.f1):.2f} at {best.threshold:.2f}"
         # Below the mark, kept inside the plot whatever the point's place.
-        where = (max(area.left, min(x - 60, area.width - 150)), min(y + r + 2, area.height - area.bottom - 14))
+        where = (
+            max(area.left, min(x - 60, area.width - 150)),
+            min(y + r + 2, area.height - area.bottom - 14),
+        )
         draw.text(where, label, fill=BEST)

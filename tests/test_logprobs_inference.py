@@ -8,6 +8,7 @@ one (within [0, 1]) and agree with the answer the model wrote (P(yes) > 0.5 exac
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 import dataclasses
 
@@ -207,6 +208,32 @@ async def test_server_refusing_logprobs_is_asked_without_them_from_then_on(
     assert ["logprobs" in body for body in model_server.chat_requests] == [True, False, False]
     assert backend.logprobs_support == "refused"
     assert backend.stats.failures == 0
+
+
+async def test_refused_logprobs_are_asked_again_later(
+    session: aiohttp.ClientSession, model_server: FakeModelServer
+) -> None:
+    # The refusal may have been passing (a router that sent one request elsewhere): after a while, ask again.
+    backend = OpenAICompatBackend(
+        session, base_url=model_server.url, model="mimo-vl-miloco-7b", timeout_s=10, format_retry_s=0.5
+    )
+    model_server.refuse_logprobs = True
+    (_, request), *_ = build_condition_requests(SPEC, frames())
+    await backend.async_complete(with_logprobs(request))
+    await backend.async_complete(with_logprobs(request))
+    assert ["logprobs" in body for body in model_server.chat_requests] == [True, False, False]
+    await asyncio.sleep(0.6)
+    # Still refused: retried once without, and the next trial waits twice as long (1 s).
+    await backend.async_complete(with_logprobs(request))
+    await asyncio.sleep(0.3)
+    await backend.async_complete(with_logprobs(request))
+    assert ["logprobs" in body for body in model_server.chat_requests][3:] == [True, False, False]
+    await asyncio.sleep(0.8)
+    model_server.refuse_logprobs = False
+    model_server.script(yes_no_logprobs({"result": 0.9}))
+    reply = await backend.async_complete(with_logprobs(request))
+    assert condition_probability(reply.tokens) == pytest.approx(0.9, abs=1e-6)
+    assert backend.logprobs_support == "accepted"
 
 
 async def test_refusal_of_logprobs_not_asked_is_a_plain_rejection(

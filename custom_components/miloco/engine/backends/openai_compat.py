@@ -218,8 +218,11 @@ class OpenAICompatBackend:
         self._format_retry_at = 0.0
         self._closed = False
         self._stats = BackendStats()
-        # None until a request asked for log-probabilities; then whether the server gave them.
+        # None until a request asked for log-probabilities; then whether the server gave them. A refusal is
+        # tried again after a while, as the structured-output step-down is (the wait doubling each time).
         self._logprobs_accepted: bool | None = None
+        self._logprobs_retry_s = self._format_retry_first_s
+        self._logprobs_retry_at = 0.0
 
     @property
     def model(self) -> str:
@@ -311,17 +314,32 @@ class OpenAICompatBackend:
         Returns the body and whether it was asked with log-probabilities.
         """
         wanted = top_logprobs_wanted(request.logprobs)
-        if wanted is None or self._logprobs_accepted is False:
+        refused = self._logprobs_accepted is False and time.monotonic() < self._logprobs_retry_at
+        if wanted is None or refused:
             return await self._complete_with_format_fallback(request, deadline), False
         try:
             body = await self._complete_with_format_fallback(request, deadline, logprobs=wanted)
         except _LogprobsRejected as err:
-            # Log-probabilities are an extra: a server without them answers as before, and is not asked again.
-            self._logprobs_accepted = False
-            _LOGGER.info("Server at %s refused log-probabilities (%s); not asking again", self._base_url, err)
+            # Log-probabilities are an extra: a server without them answers as before.
+            self._logprobs_refused(err)
             return await self._complete_with_format_fallback(request, deadline), False
-        self._logprobs_accepted = True
+        if self._logprobs_accepted is not True:
+            self._logprobs_accepted = True
+            self._logprobs_retry_s = self._format_retry_first_s
         return body, True
+
+    def _logprobs_refused(self, err: BackendError) -> None:
+        """Stop asking for log-probabilities for a while; each refusal of a retry doubles the wait."""
+        if self._logprobs_accepted is False:
+            self._logprobs_retry_s = min(self._logprobs_retry_s * 2, _FORMAT_RETRY_MAX_S)
+        self._logprobs_accepted = False
+        self._logprobs_retry_at = time.monotonic() + self._logprobs_retry_s
+        _LOGGER.info(
+            "Server at %s refused log-probabilities (%s); asking again in %.0f s",
+            self._base_url,
+            err,
+            self._logprobs_retry_s,
+        )
 
     async def _complete_with_format_fallback(
         self, request: VisionRequest, deadline: float, *, logprobs: int | None = None

@@ -273,3 +273,13 @@ def test_scripted_answer_round_trips(p_yes: float, lost: float) -> None:
         tok('"}'),
     ]
     assert condition_probability(tokens) == pytest.approx(p_yes, abs=1e-9)
+
+
+def test_only_the_first_64k_characters_are_read() -> None:
+    # A reply the backends accept is at most 65,536 characters; a stream spelling more is read that far only.
+    def stream(padding: int) -> list[TokenLogprob]:
+        pad = [tok("x" * 200)] * (padding // 200)
+        return [tok('{"pad": "'), *pad, tok('", "result": "'), tok("yes", 0.9, yes=0.9, no=0.1), tok('"}')]
+
+    assert condition_probability(stream(60_000)) == pytest.approx(0.9)
+    assert condition_probability(stream(70_000)) is None

@@ -42,7 +42,9 @@ _LETTERS: Final = re.compile(r"[A-Za-z]+")
 _LITERAL: Final = re.compile(r"true|false|null|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _WHITESPACE: Final = re.compile(r"[ \t\r\n]*")
 _STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-# Work bounds for adversarial token streams: object starts tried, nesting followed.
+# Work bounds for adversarial token streams: the text read (a reply the backends accept is no longer), object
+# starts tried, nesting followed.
+_MAX_TEXT_CHARS: Final = 65536
 _MAX_STARTS: Final = 64
 _MAX_DEPTH: Final = 16
 _THINK_END: Final = "</think>"
@@ -138,6 +140,7 @@ def _answer_of(alternative: str, before_value: str, words: tuple[str, str]) -> s
 
 def _yes_no_values(text: str) -> dict[str, tuple[int, str]]:
     """Return (offset of its first character, lower-cased word) by path for each yes/no value of the JSON."""
+    text = text[:_MAX_TEXT_CHARS]
     body_start = text.rfind(_THINK_END)
     position = body_start + len(_THINK_END) if body_start >= 0 else 0
     for _ in range(_MAX_STARTS):

@@ -43,7 +43,7 @@ class TokenUsage:
 
 @dataclass(frozen=True, slots=True)
 class TokenLogprob:
-    """One generated token: its text, its log-probability, and the most likely alternatives (text → logprob)."""
+    """One generated token: its text, its log-probability (NaN: unknown), its likeliest alternatives (text → logprob)."""
 
     text: str
     logprob: float

@@ -20,20 +20,16 @@ import contextlib
 import os
 from pathlib import Path
 import time
-from typing import Any, Final
+from typing import Any
 
 import aiohttp
 
+from benchmarks.llama_server_bench import async_bench, rule_spec
 from benchmarks.scenes import Scene
 from custom_components.miloco.engine.backends.openai_compat import OpenAICompatBackend
 from custom_components.miloco.engine.frames import DETAIL_BUDGETS, PreparedFrame, prepare_window
-from custom_components.miloco.engine.prompt import (
-    CheckSpec,
-    RuleSpec,
-    build_combined_request,
-    build_condition_requests,
-)
-from tests.llama_server import (
+from custom_components.miloco.engine.prompt import build_combined_request, build_condition_requests
+from testkit.llama_server import (
     ALIAS,
     FIXTURES,
     MMPROJ,
@@ -42,9 +38,7 @@ from tests.llama_server import (
     LlamaServer,
     python_server_command,
 )
-from tests.ports import free_port
-
-REPO: Final = Path(__file__).resolve().parent.parent
+from testkit.ports import free_port
 
 
 class _Server(LlamaServer):
@@ -75,29 +69,11 @@ def server_python() -> str | None:
     return python if python and Path(python).exists() else None
 
 
-def _spec(rules: int) -> CheckSpec:
-    conditions = [
-        "someone shows a thumbs-up to the camera",
-        "someone walks across the room",
-        "a dog is lying on the sofa",
-        "the front door is open",
-        "smoke is visible in the room",
-        "a package lies on the floor",
-        "someone is lying on the floor",
-        "a cat sits on the table",
-        "the window blinds are closed",
-        "someone is cooking at the stove",
-    ]
-    return CheckSpec(
-        rules=tuple(RuleSpec(f"rule{i}", conditions[i % len(conditions)]) for i in range(rules)), fps=2.0
-    )
-
-
 async def _measure(
     backend: OpenAICompatBackend, frames: list[bytes], rules: int, mode: str
 ) -> dict[str, Any]:
     """Run one check in `mode` (combined or per_condition); return its tokens and wall time."""
-    spec = _spec(rules)
+    spec = rule_spec(rules)
     if mode == "combined":
         requests = [build_combined_request(spec, frames)]
     else:
@@ -120,9 +96,6 @@ async def async_compare(
     scene: Scene, rule_counts: tuple[int, ...], log_dir: Path, *, repeats: int = 2
 ) -> dict[str, Any]:
     """Return the Python server's comparison and, under "cpp", the C++ llama-server's section."""
-    # Imported here: llama_server_bench takes the tiny pair's names and the rule texts from this module.
-    from benchmarks.llama_server_bench import async_bench  # noqa: PLC0415
-
     result = await _async_compare_python(scene, rule_counts, log_dir, repeats=repeats)
     result["cpp"] = await async_bench(rule_counts, log_dir)
     return result

@@ -41,7 +41,6 @@ from typing import Any, Final
 import aiohttp
 from PIL import Image
 
-from benchmarks.llama_compare import REPO, _spec
 from benchmarks.scenes import Scene, build_scenes
 from custom_components.miloco.engine.backends.base import VisionRequest
 from custom_components.miloco.engine.backends.openai_compat import (
@@ -56,10 +55,16 @@ from custom_components.miloco.engine.frames import (
     plan_sizes,
     prepare_window,
 )
-from custom_components.miloco.engine.prompt import build_combined_request, build_condition_requests
-from tests.llama_server import ALIAS, FIXTURES, MMPROJ, MODEL, LlamaServer, cpp_server_command
-from tests.ports import free_port
+from custom_components.miloco.engine.prompt import (
+    CheckSpec,
+    RuleSpec,
+    build_combined_request,
+    build_condition_requests,
+)
+from testkit.llama_server import ALIAS, FIXTURES, MMPROJ, MODEL, LlamaServer, cpp_server_command
+from testkit.ports import free_port
 
+REPO: Final = Path(__file__).resolve().parent.parent
 BINARY: Final = "llama-server"
 ROOTFS_VARIABLE: Final = "MILOCO_LLAMA_CPP_ROOTFS"
 # The cameras the integration's plans are computed for: the benchmark's scenes (1280×720) and a 4:3 one.
@@ -73,6 +78,25 @@ SUGGESTED_MIN_TOKENS: Final = 1024
 # Consecutive checks of one camera: windows of six frames at 2 fps, each 2 s newer (8 quarter-second slots).
 CHECK_STEP_SLOTS: Final = 8
 CHECKS: Final = 3
+
+
+def rule_spec(rules: int) -> CheckSpec:
+    """Return a check of `rules` rules with everyday conditions (the same texts for both servers' sections)."""
+    conditions = [
+        "someone shows a thumbs-up to the camera",
+        "someone walks across the room",
+        "a dog is lying on the sofa",
+        "the front door is open",
+        "smoke is visible in the room",
+        "a package lies on the floor",
+        "someone is lying on the floor",
+        "a cat sits on the table",
+        "the window blinds are closed",
+        "someone is cooking at the stove",
+    ]
+    return CheckSpec(
+        rules=tuple(RuleSpec(f"rule{i}", conditions[i % len(conditions)]) for i in range(rules)), fps=2.0
+    )
 
 
 def where() -> str | None:
@@ -278,7 +302,7 @@ async def _cache_over_checks(
             # A request about other frames first, so the first check meets a cache of another prompt.
             await client.post(client.payload(_single_image_request(windows[0][0])), cache=True)
             for check, frames in enumerate(windows[1:]):
-                request = build_combined_request(_spec(rules), frames)
+                request = build_combined_request(rule_spec(rules), frames)
                 reply = await client.post(client.payload(request, question_first=question_first), cache=True)
                 rows.append({"rules": rules, "order": _order(question_first), "check": check, **reply})
     return rows
@@ -297,7 +321,7 @@ async def _combined_vs_conditions(
     for cache in (True, False):
         for rules in rule_counts:
             for mode in ("combined", "per_condition"):
-                spec = _spec(rules)
+                spec = rule_spec(rules)
                 # With the cache, two checks: the second shows the steady state (the cache holds the previous
                 # check). Without it every check costs the same: one is enough.
                 windows = await loop.run_in_executor(None, camera.next_checks, 2 if cache else 1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass
 import importlib
@@ -13,8 +13,8 @@ from typing import Any, Final
 from homeassistant.core import Event, HomeAssistant, callback
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from benchmarks.meter import Meter, MeteredBackend
-from custom_components.miloco import watcher as watcher_module
+from benchmarks.meter import Meter, MeteredBackend, OpenCheck
+from custom_components.miloco import frame_intake as frame_intake_module, watcher as watcher_module
 from custom_components.miloco.camera_flow import DEFAULTS as CAMERA_DEFAULTS
 from custom_components.miloco.const import (
     BACKEND_REMOTE,
@@ -68,7 +68,7 @@ OURS_CHECK_INTERVAL_S: Final[dict[str, float | None]] = {"ours": None, "ours-tic
 
 def _stage_modules() -> list[ModuleType]:
     """Return the integration's modules that may call prepare_window, pick_window, prepare_capture and parse_reply."""
-    modules = [watcher_module]
+    modules = [watcher_module, frame_intake_module]
     with contextlib.suppress(ImportError):
         modules.append(importlib.import_module("custom_components.miloco.engine.check"))
     return modules
@@ -280,25 +280,24 @@ class Ours:
             self.entry = None
 
     def _meter_watcher(self, watcher: CameraWatcher) -> None:
-        """Put a meter between the watcher and the backend, and time each of its checks.
-
-        The watcher looks both up on itself at the moment it uses them, so instance attributes do it
-        without touching the integration's code.
-        """
+        """Put a meter between the watcher and the backend, and time each of its checks through its hooks."""
         camera = watcher.config.camera_entity_id
         meter = self.meter
-        # Private attributes on purpose: the benchmark observes the integration from outside.
-        watcher._backend = MeteredBackend(watcher._backend, meter, camera)  # type: ignore[assignment]
-        check: Callable[..., Awaitable[None]] = watcher._async_check
+        # A private attribute on purpose: the benchmark observes the integration's requests from outside.
+        watcher._check.backend = MeteredBackend(watcher._check.backend, meter, camera)  # type: ignore[assignment]
+        # One check of a camera at a time: the one opened is the one that ends next.
+        opened: list[OpenCheck] = []
 
-        async def timed_check(*args: Any) -> None:
-            opened = meter.begin_check(camera)
-            try:
-                await check(*args)
-            finally:
-                meter.end_check(opened)
+        def started(_started: float) -> None:
+            # Called from the check's own task: the requests it makes from here on belong to it.
+            opened.append(meter.begin_check(camera))
 
-        watcher._async_check = timed_check  # type: ignore[method-assign]
+        def ended(_started: float, _ended: float) -> None:
+            if opened:
+                meter.end_check(opened.pop())
+
+        watcher.check_hooks.started.add(started)
+        watcher.check_hooks.ended.add(ended)
 
     @callback
     def _on_event(self, event: Event) -> None:

@@ -2,7 +2,7 @@
 
 Each server is benchmarks/model_sim.py with ONE slot and a fixed service time (the cost model's fixed part
 only: a GPU that takes the same time for every check). Debian's HAProxy runs in front of them with the
-configuration docs/scaling.md recommends (tests/router.py writes it: least connections, one request at a
+configuration docs/scaling.md recommends (testkit/router.py writes it: least connections, one request at a
 time per server, the rest queued, a failed request retried on another server). One entry points at the
 router, with "requests at once" set to the router's total (servers × 1), and watches the busy room on
 every camera with the camera flow's defaults (a check due every `check_interval`), so the cameras offer
@@ -31,7 +31,7 @@ from benchmarks.meter import Meter, percentile
 from benchmarks.ours import Ours, WatcherCounters
 from benchmarks.scenes import BenchCamera, Scene, camera_entity_id
 from custom_components.miloco.settings import CHECK_INTERVAL
-from tests.router import HAProxyRouter, haproxy_binary
+from testkit.router import HAProxyRouter, haproxy_binary
 
 # Camera j starts this far into the busy room's loop (so that the cameras do not show the same frame).
 OFFSET_STEP_S: Final = 7.25

@@ -10,10 +10,10 @@ import pytest
 # Import the integration before the harness's `hass` fixture runs, so HA finds our
 # custom_components package instead of the harness's own (see docs/development.md).
 from custom_components.miloco.const import DOMAIN
+from testkit.llama_server import KINDS, LlamaServer, cpp_server_skip_reason, make_server
+from testkit.ports import free_port
 
-from .llama_server import KINDS, LlamaServer, cpp_server_skip_reason, make_server
 from .model_server import FakeModelServer
-from .ports import free_port
 
 assert DOMAIN == "miloco"
 
@@ -30,6 +30,15 @@ def auto_enable_custom_integrations(request: pytest.FixtureRequest) -> None:
 async def model_server(socket_enabled: None) -> AsyncGenerator[FakeModelServer]:
     """Run a scriptable OpenAI-compatible model server on loopback for one test."""
     # The harness blocks sockets; a loopback server is the one real network peer our tests may use.
+    server = FakeModelServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def second_server(socket_enabled: None) -> AsyncGenerator[FakeModelServer]:
+    """Run a second model server on loopback: the fallback, another machine of the house."""
     server = FakeModelServer()
     await server.start()
     yield server

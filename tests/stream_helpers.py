@@ -12,7 +12,7 @@ import av
 from PIL import Image, ImageDraw
 import pytest
 
-from .ports import free_port
+from testkit.ports import free_port
 
 CLIP_SIZE = (320, 180)
 CLIP_FPS = 32

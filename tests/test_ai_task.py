@@ -26,13 +26,13 @@ from homeassistant.setup import async_setup_component
 from PIL import Image
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.miloco import ai_task as miloco_ai_task
 from custom_components.miloco.ai_task_flow import default_ai_task_subentry
 from custom_components.miloco.const import DOMAIN, SUBENTRY_AI_TASK
 
 from .helpers import remote_entry
 from .model_server import FakeModelServer, Reply
-from .scenes import SceneCamera, async_add_cameras, static_room
+from .perception_helpers import answer, camera_subentry, wait_for
+from .scenes import SceneCamera, async_add_cameras, static_room, waving_hand
 
 CAMERA = "media-source://camera/camera.living_room"
 
@@ -198,29 +198,143 @@ async def test_the_backend_down_is_a_translated_error_and_frees_the_slot(
             attachments=[{"media_content_id": CAMERA, "media_content_type": "image/jpeg"}],
         )
     assert raised.value.translation_key == "backend_error"
-    assert "cannot_connect" in str(raised.value)
+    # The reason is worded for a person, not shown as its key.
+    assert raised.value.translation_placeholders == {"reason": "the model server cannot be reached"}
+    assert "cannot_connect" not in str(raised.value)
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     assert entry.runtime_data.limiter.in_flight == 0
 
 
-async def test_a_busy_backend_is_waited_for_then_refused_in_time(
-    hass: HomeAssistant, entity_id: str, model_server: FakeModelServer, monkeypatch: pytest.MonkeyPatch
+async def _busy_entity(
+    hass: HomeAssistant, model_server: FakeModelServer, *cameras: SceneCamera, **extra: Any
+) -> tuple[MockConfigEntry, str]:
+    """Set up a backend with an AI Task entity that watches the cameras; return the entry and the entity."""
+    assert await async_setup_component(hass, "homeassistant", {})
+    assert await async_setup_component(hass, "ai_task", {})
+    await async_add_cameras(hass, *cameras)
+    subentries = [*(camera_subentry(camera) for camera in cameras), default_ai_task_subentry()]
+    entry = remote_entry(model_server, subentries=subentries, **extra)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    subentry_id = next(sid for sid, sub in entry.subentries.items() if sub.subentry_type == SUBENTRY_AI_TASK)
+    found = er.async_get(hass).async_get_entity_id("ai_task", DOMAIN, subentry_id)
+    assert found is not None
+    return entry, found
+
+
+async def test_a_busy_backend_is_waited_for_the_entry_timeout_then_refused(
+    hass: HomeAssistant, model_server: FakeModelServer
 ) -> None:
-    monkeypatch.setattr(miloco_ai_task, "AI_TASK_SLOT_WAIT_S", 0.5)
-    limiter = hass.config_entries.async_entries(DOMAIN)[0].runtime_data.limiter
+    # The least model timeout a server may have: a person's question waits that long for a slot, no longer.
+    entry, entity_id = await _busy_entity(hass, model_server, timeout=5)
+    limiter = entry.runtime_data.limiter
     # Two cameras' checks hold both slots of the backend.
     assert limiter.try_acquire("camera_a", time.monotonic())
     assert limiter.try_acquire("camera_b", time.monotonic())
+    started = time.monotonic()
     with pytest.raises(HomeAssistantError) as raised:
         await _generate(hass, entity_id, instructions="Say hello.")
-    assert raised.value.translation_key == "backend_busy"
+    assert 4.5 < time.monotonic() - started < 10
+    # The one "busy" of every person's question, saying how long it waited.
+    assert raised.value.translation_key == "busy"
+    assert "5 s" in str(raised.value)
     assert model_server.chat_requests == []
-    # A check ends: the task gets its turn, ahead of the camera that was just served.
+    # A check ends: the task gets its turn.
     limiter.release("camera_a")
     model_server.script(Reply(content='{"answer": "hello"}'))
     assert (await _generate(hass, entity_id, instructions="Say hello."))["data"] == "hello"
     # The task gave its slot back: only camera_b's remains taken.
     assert limiter.in_flight == 1
+
+
+def _is_task(body: dict[str, Any]) -> bool:
+    """Return whether a chat request is an AI Task's (not a camera's check)."""
+    return "Do the user's task" in body["messages"][0]["content"]
+
+
+async def test_a_task_is_answered_while_two_busy_cameras_share_one_slot(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    """Issue 18, case 8: with more always-changing cameras than slots one camera always waits; a person's
+    question used to wait behind it until it gave up."""
+
+    def respond(body: dict[str, Any]) -> Reply:
+        if _is_task(body):
+            return Reply(content='{"answer": "hello"}', delay_s=0.3)
+        reply = answer()
+        reply.delay_s = 0.3
+        return reply
+
+    model_server.responder = respond
+    cameras = (SceneCamera("Front", waving_hand()), SceneCamera("Back", waving_hand()))
+    entry, entity_id = await _busy_entity(hass, model_server, *cameras, max_concurrent=1, timeout=5)
+    watchers = list(entry.runtime_data.watchers.values())
+    # Both cameras check and are turned away in turn: one of them is always waiting for the slot.
+    await wait_for(lambda: all(w.stats.checks >= 2 and w.stats.skipped_busy >= 1 for w in watchers))
+    for _ in range(3):
+        started = time.monotonic()
+        response = await _generate(hass, entity_id, instructions="Say hello.")
+        assert response["data"] == "hello"
+        # Within about one check ahead of it and its own answer, far inside its 5 s wait.
+        assert time.monotonic() - started < 2.5
+    checks = [w.stats.checks for w in watchers]
+    # The cameras still get their turns between the questions.
+    await wait_for(lambda: all(w.stats.checks > before for w, before in zip(watchers, checks, strict=True)))
+    assert model_server.in_flight_max == 1
+
+
+async def test_photos_of_different_shapes_keep_their_shapes_and_are_named(
+    hass: HomeAssistant, entity_id: str, model_server: FakeModelServer, media: Path
+) -> None:
+    def save() -> None:
+        Image.new("RGB", (600, 1200), (200, 30, 30)).save(media / "portrait.jpg", quality=90)
+        Image.new("RGB", (1600, 900), (30, 30, 200)).save(media / "landscape.jpg", quality=90)
+
+    await hass.async_add_executor_job(save)
+    model_server.script(Reply(content='{"answer": "a red and a blue picture"}'))
+    response = await _generate(
+        hass,
+        entity_id,
+        instructions="What colours are the photos?",
+        attachments=[
+            {
+                "media_content_id": "media-source://media_source/local/portrait.jpg",
+                "media_content_type": "image/jpeg",
+            },
+            {
+                "media_content_id": "media-source://media_source/local/landscape.jpg",
+                "media_content_type": "image/jpeg",
+            },
+        ],
+    )
+    assert response["data"] == "a red and a blue picture"
+    (request,) = model_server.chat_requests
+    portrait, landscape = _images(request)
+    with Image.open(io.BytesIO(portrait)) as decoded:
+        # Tall, as the photo is (1:2 to within a 28-px cell), and still red: not the landscape's shape.
+        assert abs(decoded.width / decoded.height - 0.5) < 0.1
+        red, green, _ = decoded.convert("RGB").getpixel((5, 5))
+        assert red > 150 > green
+    with Image.open(io.BytesIO(landscape)) as decoded:
+        assert abs(decoded.width / decoded.height - 16 / 9) < 0.2
+    # Each image follows its name, in the order given; nothing calls them a sequence in time.
+    parts = request["messages"][1]["content"]
+    kinds = [part["text"] if part["type"] == "text" else "<image>" for part in parts]
+    assert kinds[:4] == ["Image 1: portrait.jpg", "<image>", "Image 2: landscape.jpg", "<image>"]
+    assert "separate images" in request["messages"][0]["content"]
+    assert "oldest first" not in json.dumps(request["messages"])
+
+
+@pytest.mark.parametrize("instructions", ["x" * 2001, "x" * 3_000_000, "   "])
+async def test_instructions_are_bounded_before_the_model_is_asked(
+    hass: HomeAssistant, entity_id: str, model_server: FakeModelServer, instructions: str
+) -> None:
+    with pytest.raises(HomeAssistantError) as raised:
+        await _generate(hass, entity_id, instructions=instructions)
+    assert raised.value.translation_key == "invalid_instructions"
+    assert "2000" in str(raised.value)
+    assert model_server.chat_requests == []
 
 
 async def test_a_new_backend_gets_its_ai_task_entity(

@@ -2,43 +2,34 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState, ConfigSubentry
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData, section as FormSection
 from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.miloco.const import SUBENTRY_CAMERA
-from custom_components.miloco.settings import CAMERA_SETTINGS, SECTION_CAPTURE, NumberSetting
+from custom_components.miloco.settings import (
+    CAMERA_SETTINGS,
+    SECTION_CAPTURE,
+    ChoiceSetting,
+    LabelsSetting,
+    NumberSetting,
+)
 
+from .camera_forms import table_form
 from .helpers import find_device, remote_entry
 from .model_server import FakeModelServer
 from .scenes import SceneCamera, async_add_cameras, static_room
 
 
 def camera_form(camera: str = "camera.living_room", **capture: Any) -> dict[str, Any]:
-    """Return a filled-in camera form (capture settings in their section)."""
-    return {
-        "camera_entity_id": camera,
-        "gestures": ["thumbs_up", "wave"],
-        "activities": ["reading"],
-        "presence": True,
-        "capture": {
-            "capture_mode": "snapshot",
-            "fps": 2,
-            "window_frames": 6,
-            "check_interval": 2,
-            "detail": "medium",
-            "change_threshold": 0.5,
-            "heartbeat": 60,
-            "hold_time": 15,
-            "prompt_mode": "combined",
-            **capture,
-        },
-    }
+    """Return a filled-in camera form: the table's defaults, with a few gestures and one activity."""
+    return table_form(camera, gestures=["thumbs_up", "wave"], activities=["reading"], **capture)
 
 
 @pytest.fixture
@@ -174,25 +165,131 @@ async def test_removing_a_camera_removes_its_device(hass: HomeAssistant, entry: 
     assert entry.runtime_data.watchers == {}
 
 
-async def test_form_takes_defaults_and_bounds_from_the_settings_table(
-    hass: HomeAssistant, entry: MockConfigEntry
-) -> None:
+# The form is derived from the settings table: these tests iterate over it, so a new setting is covered as is.
+NUMBERS = [setting for setting in CAMERA_SETTINGS if isinstance(setting, NumberSetting)]
+CHOICES = [setting for setting in CAMERA_SETTINGS if isinstance(setting, ChoiceSetting | LabelsSetting)]
+# The fields of the form that are not table settings: the camera, and the motion sensor in the capture section.
+ENTITY_FIELDS = {None: {"camera_entity_id"}, SECTION_CAPTURE: {"motion_entity_id"}}
+
+
+def out_of_range(setting: NumberSetting) -> list[Any]:
+    """Return values the setting must refuse: past each bound, not finite, negative, a fraction of a whole."""
+    values: list[Any] = [
+        setting.minimum - setting.step,
+        setting.maximum + setting.step,
+        math.nan,
+        math.inf,
+        -math.inf,
+        "nan",
+        "soon",
+    ]
+    if setting.minimum >= 0:
+        values.append(-1)
+    if setting.integer:
+        values.append(setting.minimum + 0.5)
+    return values
+
+
+async def _form(
+    hass: HomeAssistant, entry: MockConfigEntry, subentry_id: str | None = None
+) -> dict[str, Any]:
+    context: dict[str, Any] = {"source": "user"}
+    if subentry_id is not None:
+        context = {"source": "reconfigure", "subentry_id": subentry_id}
     result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_CAMERA), context={"source": "user"}
+        (entry.entry_id, SUBENTRY_CAMERA), context=context
     )
-    capture = result["data_schema"].schema["capture"].schema.schema
-    for setting in CAMERA_SETTINGS:
-        if setting.section != SECTION_CAPTURE:
-            continue
-        (key,) = (key for key in capture if str(key) == setting.key)
-        assert key.description["suggested_value"] == setting.default
-        if isinstance(setting, NumberSetting):
-            config = capture[key].config
-            assert (config["min"], config["max"], config["step"]) == (
-                setting.minimum,
-                setting.maximum,
-                setting.step,
-            )
-    # The error texts name the table's bounds through the form's placeholders.
-    assert result["description_placeholders"]["fps_max"] == "10"
-    assert result["description_placeholders"]["window_frames_max"] == "16"
+    assert result["type"] is FlowResultType.FORM
+    return dict(result)
+
+
+def _fields(schema: Any) -> dict[str | None, dict[str, Any]]:
+    """Return the form's schema keys by section (None: outside any section)."""
+    top = {str(key): key for key in schema.schema}
+    fields: dict[str | None, dict[str, Any]] = {None: top}
+    for name, key in list(top.items()):
+        if isinstance(schema.schema[key], FormSection):
+            fields[name] = {str(inner): inner for inner in schema.schema[key].schema.schema}
+            del top[name]
+    return fields
+
+
+def _selector(schema: Any, section: str | None, key: str) -> Any:
+    container = schema.schema if section is None else schema.schema[section].schema.schema
+    return next(value for marker, value in container.items() if str(marker) == key)
+
+
+async def test_the_forms_are_the_settings_table(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Both camera forms show each table setting in its section, with its default, bounds and step."""
+    result = await _form(hass, entry)
+    await hass.config_entries.subentries.async_configure(result["flow_id"], table_form())
+    await hass.async_block_till_done()
+    (subentry_id,) = entry.subentries
+    sections = {setting.section for setting in CAMERA_SETTINGS} | set(ENTITY_FIELDS)
+    for result in (await _form(hass, entry), await _form(hass, entry, subentry_id)):
+        schema = result["data_schema"]
+        fields = _fields(schema)
+        assert fields.keys() == sections
+        for section in sections:
+            table_keys = {setting.key for setting in CAMERA_SETTINGS if setting.section == section}
+            assert fields[section].keys() == table_keys | ENTITY_FIELDS.get(section, set())
+        for setting in CAMERA_SETTINGS:
+            marker = fields[setting.section][setting.key]
+            # The add form starts from the defaults; the change form from the stored values, here the defaults.
+            assert marker.description["suggested_value"] == setting.default, setting.key
+            if isinstance(setting, NumberSetting):
+                config = _selector(schema, setting.section, setting.key).config
+                assert (config["min"], config["max"], config["step"]) == (
+                    setting.minimum,
+                    setting.maximum,
+                    setting.step,
+                )
+                # The help and error texts name the table's bounds through the form's placeholders.
+                placeholders = result["description_placeholders"]
+                assert placeholders[f"{setting.key}_min"] == f"{setting.minimum:g}"
+                assert placeholders[f"{setting.key}_max"] == f"{setting.maximum:g}"
+
+
+@pytest.mark.parametrize("setting", NUMBERS, ids=[setting.key for setting in NUMBERS])
+async def test_a_number_out_of_its_range_is_refused(
+    hass: HomeAssistant, entry: MockConfigEntry, setting: NumberSetting
+) -> None:
+    flow_id = (await _form(hass, entry))["flow_id"]
+    for value in out_of_range(setting):
+        result = await hass.config_entries.subentries.async_configure(
+            flow_id, table_form(**{setting.key: value})
+        )
+        assert result["type"] is FlowResultType.FORM, value
+        assert result["errors"] == {setting.section or setting.key: setting.error}, value
+    assert entry.subentries == {}
+
+
+async def test_every_bound_is_accepted_and_stored(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """All minimums in one form, then all maximums in the change form: each is stored as entered."""
+    lowest = {setting.key: setting.minimum for setting in NUMBERS}
+    highest = {setting.key: setting.maximum for setting in NUMBERS}
+    result = await hass.config_entries.subentries.async_configure(
+        (await _form(hass, entry))["flow_id"], table_form(**lowest)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    (subentry_id,) = entry.subentries
+    assert {key: entry.subentries[subentry_id].data[key] for key in lowest} == lowest
+    result = await hass.config_entries.subentries.async_configure(
+        (await _form(hass, entry, subentry_id))["flow_id"], table_form(**highest)
+    )
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert {key: entry.subentries[subentry_id].data[key] for key in highest} == highest
+    assert entry.state is ConfigEntryState.LOADED
+
+
+@pytest.mark.parametrize("setting", CHOICES, ids=[setting.key for setting in CHOICES])
+async def test_an_unknown_option_is_refused(
+    hass: HomeAssistant, entry: MockConfigEntry, setting: ChoiceSetting | LabelsSetting
+) -> None:
+    flow_id = (await _form(hass, entry))["flow_id"]
+    unknown: Any = ["not_a_label"] if isinstance(setting, LabelsSetting) else "not_an_option"
+    with pytest.raises(InvalidData):
+        await hass.config_entries.subentries.async_configure(flow_id, table_form(**{setting.key: unknown}))
+    assert entry.subentries == {}

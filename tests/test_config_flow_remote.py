@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncGenerator
 import json
 from pathlib import Path
 from typing import Any
@@ -280,15 +279,6 @@ async def test_a_deeply_nested_reply_is_not_understood(
     result = await _to_model_step(hass, model_server.url)
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_MODEL: MODEL})
     assert result["errors"] == {"base": "bad_reply"}
-
-
-@pytest.fixture
-async def second_server(socket_enabled: None) -> AsyncGenerator[FakeModelServer]:
-    """Run another model server on loopback: the fallback."""
-    server = FakeModelServer()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def _to_fallback_step(hass: HomeAssistant, url: str) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from PIL import Image, ImageChops, ImageStat
 import pytest
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.miloco.const import SUBENTRY_CAMERA
-from custom_components.miloco.keyframes import prune
+from custom_components.miloco.const import SUBENTRY_CAMERA, SUBENTRY_RULE
+from custom_components.miloco.keyframes import KeyFrames, content_type_of, newest_saved, prune
 
 from .helpers import remote_entry
 from .lights import SwitchableLight, async_add_lights
@@ -75,13 +75,27 @@ def _difference(jpeg: bytes, reference: Image.Image) -> float:
     return float(sum(ImageStat.Stat(ImageChops.difference(scaled, reference)).mean))
 
 
-async def _fetch(hass: HomeAssistant, client: ClientSessionGenerator, entity_id: str) -> bytes:
+async def _fetch(
+    hass: HomeAssistant, client: ClientSessionGenerator, entity_id: str, content_type: str = "image/jpeg"
+) -> bytes:
     """Fetch an image entity's picture the way the frontend does: through its access-token URL."""
     http = await client()
     response = await http.get(hass.states.get(entity_id).attributes["entity_picture"])
     assert response.status == 200
-    assert response.content_type == "image/jpeg"
+    assert response.content_type == content_type
     return await response.read()
+
+
+def as_png(scene: Callable[[], bytes]) -> Callable[[], bytes]:
+    """Return the scene served as PNG, as some cameras serve their snapshots."""
+
+    def frame() -> bytes:
+        buffer = io.BytesIO()
+        with Image.open(io.BytesIO(scene())) as image:
+            image.save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    return frame
 
 
 @pytest.fixture
@@ -209,7 +223,8 @@ async def test_saved_frames_are_pruned_to_the_bound(
 
 
 def test_prune_keeps_the_newest_and_ignores_other_files(tmp_path: Path) -> None:
-    names = [f"20261130-0030{second:02d}-000000-wave.jpg" for second in range(6)]
+    # A camera that sends PNG some of the time: its frames are saved (and so pruned) as .png.
+    names = [f"20261130-0030{second:02d}-000000-wave.{'png' if second % 2 else 'jpg'}" for second in range(6)]
     for name in [*names, "notes.txt", "20261130-003000-000000-Wave.JPG"]:
         (tmp_path / name).write_bytes(b"x")
     deleted = prune(tmp_path, 2)
@@ -247,3 +262,117 @@ async def test_the_camera_form_offers_bounded_saving(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"]["save_frames"] is True
     assert result["data"]["saved_frames_max"] == 3
+
+
+async def test_the_last_detection_comes_back_after_a_reload_and_an_edit(
+    hass: HomeAssistant,
+    model_server: FakeModelServer,
+    hass_client: ClientSessionGenerator,
+    media: Path,
+) -> None:
+    model_server.default_reply = answer()
+    scene = Recorded(as_png(waving_hand()))
+    events = capture_events(hass)
+    entry = await watch(hass, model_server, SceneCamera("Living room", scene), save_frames=True)
+    model_server.script(answer(("thumbs_up",)))
+    await wait_for(lambda: any(event["type"] == "gesture" for event in events))
+    (gesture,) = [event for event in events if event["type"] == "gesture"]
+    # A PNG camera's frame is served and saved as the PNG it is.
+    shown = await _fetch(hass, hass_client, IMAGE, "image/png")
+    assert shown in scene.served
+    path = Path(gesture["key_frame_path"])
+    assert path.suffix == ".png"
+    await wait_for(path.exists)
+    before = hass.states.get(IMAGE)
+
+    # A restart of the integration: the image shows the saved frame again, with its time, label and file.
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    after = hass.states.get(IMAGE)
+    assert after.state == before.state
+    assert after.attributes["detection"] == "thumbs_up"
+    assert after.attributes["key_frame_path"] == str(path)
+    assert after.attributes["key_frame_url"] == gesture["key_frame_url"]
+    assert await _fetch(hass, hass_client, IMAGE, "image/png") == shown
+
+    # An edit of the camera rebuilds its watcher and its entities: the saved frame is shown again too.
+    (camera_id,) = entry.subentries
+    subentry = entry.subentries[camera_id]
+    assert hass.config_entries.async_update_subentry(entry, subentry, data={**subentry.data, "hold_time": 2})
+    await hass.async_block_till_done()
+    assert entry.runtime_data.watchers[camera_id].config.hold_s == 2
+    assert hass.states.get(IMAGE).state == before.state
+    assert await _fetch(hass, hass_client, IMAGE, "image/png") == shown
+    # Nothing fired meanwhile: the frame on show is the restored one, not a new detection.
+    assert sum(event["type"] == "gesture" for event in events) == 1
+
+
+async def test_a_restore_never_hides_a_newer_frame(
+    hass: HomeAssistant, model_server: FakeModelServer, media: Path
+) -> None:
+    old = waving_hand()()
+    for camera in ("porch", "living_room"):
+        folder = media / "miloco" / camera
+        await hass.async_add_executor_job(lambda folder=folder: folder.mkdir(parents=True))
+        await hass.async_add_executor_job((folder / "20261130-003000-000000-wave.jpg").write_bytes, old)
+    # A rule's frame is named by the slug of the rule's name.
+    rule_frame = folder / "20261130-002000-000000-wave_for_light.jpg"
+    await hass.async_add_executor_job(rule_frame.write_bytes, old)
+    rule = {"subentry_type": SUBENTRY_RULE, "title": "Wave for light", "unique_id": None, "data": {}}
+    entry = remote_entry(model_server, subentries=[rule])
+    entry.add_to_hass(hass)
+    # A check fired something before the folder was read: the restore leaves that newer frame on show.
+    porch = KeyFrames(hass, entry, "camera.porch", save=True, keep=5)
+    new = waving_hand()()
+    porch.set_check_frame(new)
+    porch.record("thumbs_up")
+    await porch.async_restore()
+    assert porch.current is not None
+    assert porch.current.image == new
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    # Without a newer frame, the saved one comes back, with the time and the label its name carries.
+    living_room = KeyFrames(hass, entry, "camera.living_room", save=True, keep=5)
+    await living_room.async_restore()
+    assert living_room.current is not None
+    assert living_room.current.image == old
+    assert living_room.current.label == "wave"
+    assert living_room.current.taken_at.isoformat() == "2026-11-30T00:30:00+00:00"
+    # The newest frame is the one a rule fired: it is shown with the rule's name, not the file's slug.
+    await hass.async_add_executor_job(rule_frame.rename, folder / "20261130-004000-000000-wave_for_light.jpg")
+    by_rule = KeyFrames(hass, entry, "camera.living_room", save=True, keep=5)
+    await by_rule.async_restore()
+    assert by_rule.current is not None
+    assert by_rule.current.label == "Wave for light"
+    # With saving off, nothing is read back: the folder is not this camera's to show any more.
+    unsaved = KeyFrames(hass, entry, "camera.living_room", save=False, keep=5)
+    await unsaved.async_restore()
+    assert unsaved.current is None
+
+
+def test_content_types_are_sniffed_from_the_bytes(tmp_path: Path) -> None:
+    image = Image.new("RGB", (8, 8), (10, 200, 30))
+    encoded = {}
+    for kind in ("JPEG", "PNG", "GIF", "WEBP"):
+        buffer = io.BytesIO()
+        image.save(buffer, format=kind)
+        encoded[kind] = buffer.getvalue()
+    assert {kind: content_type_of(data) for kind, data in encoded.items()} == {
+        "JPEG": "image/jpeg",
+        "PNG": "image/png",
+        "GIF": "image/gif",
+        "WEBP": "image/webp",
+    }
+    # The newest saved frame is read back with its own type; files that are not Miloco's are never picked.
+    (tmp_path / "20261130-003000-000000-wave.jpg").write_bytes(encoded["JPEG"])
+    (tmp_path / "20261130-003001-000000-ok.png").write_bytes(encoded["PNG"])
+    (tmp_path / "holiday.png").write_bytes(encoded["PNG"])
+    (tmp_path / "20261130-003002-000000-Wave.PNG").write_bytes(encoded["PNG"])
+    newest = newest_saved(tmp_path)
+    assert newest is not None
+    assert (newest.path, newest.content_type, newest.label) == (
+        tmp_path / "20261130-003001-000000-ok.png",
+        "image/png",
+        "ok",
+    )
+    assert newest_saved(tmp_path / "missing") is None

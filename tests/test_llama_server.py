@@ -12,8 +12,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 
 from custom_components.miloco.const import CONF_MODEL, DOMAIN
+from testkit.llama_server import ALIAS, CppLlamaServer, LlamaServer
 
-from .llama_server import ALIAS, CppLlamaServer, LlamaServer
 from .perception_helpers import wait_for, watch
 from .scenes import SceneCamera, waving_hand
 

@@ -32,8 +32,8 @@ from custom_components.miloco.engine.prompt import (
     build_condition_requests,
     interpret_combined,
 )
+from testkit.llama_server import ALIAS, MMPROJ, MODEL, LlamaServer
 
-from .llama_server import ALIAS, MMPROJ, MODEL, LlamaServer
 from .model_server import FakeModelServer, Reply, error, token_logprobs, yes_no_logprobs
 from .scenes import waving_hand
 

@@ -10,9 +10,10 @@ from homeassistant.const import EVENT_STATE_CHANGED, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import Event, HomeAssistant, callback
 import pytest
 
+from testkit.router import HAProxyRouter
+
 from .model_server import FakeModelServer, Reply, hang
 from .perception_helpers import answer, wait_for, watch
-from .router import HAProxyRouter
 from .scenes import SceneCamera, waving_hand
 
 # Each server needs this long per request: long enough that two cameras keep both servers' slots busy.

@@ -17,6 +17,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import get_dia
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.miloco.const import DOMAIN, SUBENTRY_RULE
+from custom_components.miloco.reasons import reason_text
 
 from .helpers import find_device, remote_entry
 from .lights import SwitchableLight, async_add_lights
@@ -140,6 +141,10 @@ async def test_analyze_backend_failures(
     with pytest.raises(HomeAssistantError) as caught:
         await _analyze(hass, cameras=["camera.living_room"], question="What is going on?")
     assert caught.value.translation_key == key
+    if key == "backend_error":
+        # The reason is worded for a person (a 500 is the server's fault), never its raw key.
+        assert caught.value.translation_placeholders == {"reason": reason_text(hass, "server_error")}
+        assert "server_error" not in str(caught.value)
 
 
 async def test_evaluate_rule_is_a_dry_run(
@@ -292,6 +297,34 @@ async def test_a_live_camera_keeps_checking_while_services_hammer(
     # A check is due every 0.5 s and each request takes 0.1 s: the camera keeps most of its turns.
     assert watcher.stats.checks - checks_before >= 3
     assert answered >= 3
+    assert model_server.in_flight_max == 1
+
+
+async def test_analyze_is_answered_while_two_busy_cameras_share_one_slot(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    """Issue 18, case 8: one of two always-changing cameras on a one-slot backend always waits for the slot;
+    a person's question used to wait behind it until it timed out."""
+    model_server.responder = _busy_model(0.3)
+    cameras = (SceneCamera("Front", waving_hand()), SceneCamera("Back", waving_hand()))
+    await async_add_cameras(hass, *cameras)
+    entry = remote_entry(
+        model_server, max_concurrent=1, timeout=5, subentries=[camera_subentry(camera) for camera in cameras]
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    watchers = list(entry.runtime_data.watchers.values())
+    await wait_for(lambda: all(w.stats.checks >= 2 and w.stats.skipped_busy >= 1 for w in watchers))
+    for camera_id in ("camera.front", "camera.back", "camera.front"):
+        started = time.monotonic()
+        response = await _analyze(hass, cameras=[camera_id], question="What is going on?")
+        assert response["cameras"][camera_id]["answer"] == "a room"
+        # About one check ahead of it and its own answer, far inside its 5 s wait.
+        assert time.monotonic() - started < 2.5
+    checks = [w.stats.checks for w in watchers]
+    # The cameras keep their turns between the questions.
+    await wait_for(lambda: all(w.stats.checks > before for w, before in zip(watchers, checks, strict=True)))
     assert model_server.in_flight_max == 1
 
 

@@ -19,6 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.miloco import capture
 from custom_components.miloco.const import SUBENTRY_CAMERA
 
+from .camera_forms import table_form
 from .helpers import remote_entry
 from .model_server import FakeModelServer
 from .perception_helpers import FAST, answer, wait_for, watch
@@ -120,13 +121,10 @@ async def test_stream_mode_that_cannot_stream_warns_once(
 
 
 def _camera_form(capture_mode: str) -> dict[str, object]:
-    return {
-        "camera_entity_id": "camera.living_room",
-        "gestures": ["thumbs_up", "wave"],
-        "activities": ["reading"],
-        "presence": True,
-        "capture": {**FAST, "capture_mode": capture_mode},
-    }
+    # From the settings table: a camera setting added later needs no edit here.
+    return table_form(
+        gestures=["thumbs_up", "wave"], activities=["reading"], **{**FAST, "capture_mode": capture_mode}
+    )
 
 
 async def _add_camera(hass: HomeAssistant, entry: MockConfigEntry, capture_mode: str) -> dict[str, object]:

@@ -1,9 +1,13 @@
-"""Every error, abort, exception and issue key the integration uses has an English text, in both files."""
+"""Every error, abort, exception and issue key the integration uses has an English text, in both files.
+
+strings.json may refer to its own texts with [%key:component::miloco::…%]; translations/en.json holds them
+resolved (scripts/make_translations.py writes it), because Home Assistant shows a custom integration's
+translation files as they are.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import re
 from typing import Any
 
@@ -12,8 +16,7 @@ import pytest
 from custom_components.miloco.engine.backends import errors as backend_errors
 from custom_components.miloco.engine.condition_text import MAX_CONDITION_CHARS, condition_problem
 
-PACKAGE = Path(__file__).parent.parent / "custom_components" / "miloco"
-STRINGS: dict[str, Any] = json.loads((PACKAGE / "strings.json").read_text(encoding="utf-8"))
+from .strings_files import ENGLISH, PACKAGE, STRINGS, make_translations
 
 CONFIG_ERRORS = STRINGS["config"]["error"]
 CAMERA_ERRORS = STRINGS["config_subentries"]["camera"]["error"]
@@ -52,8 +55,53 @@ def _backend_reasons() -> dict[type[backend_errors.BackendError], str]:
 
 
 def test_english_translation_is_the_strings_file() -> None:
-    english = json.loads((PACKAGE / "translations" / "en.json").read_text(encoding="utf-8"))
-    assert english == STRINGS
+    assert make_translations().resolved(STRINGS) == ENGLISH
+    # Home Assistant does not resolve references in a custom integration: none may reach the UI.
+    assert "[%key:" not in json.dumps(ENGLISH)
+
+
+def _leaves(node: dict[str, Any], path: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
+    """Return every text under a node, by its path of keys."""
+    leaves: dict[tuple[str, ...], str] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            leaves.update(_leaves(value, (*path, key)))
+        else:
+            leaves[(*path, key)] = value
+    return leaves
+
+
+@pytest.mark.parametrize("name", sorted(STRINGS["config_subentries"]))
+def test_a_change_form_repeats_the_add_form_by_reference(name: str) -> None:
+    """The change form's labels and help texts are the add form's, by reference, so they cannot drift apart."""
+    steps = STRINGS["config_subentries"][name]["step"]
+    shared = ("data", "data_description", "sections")
+    leaves = _leaves({key: value for key, value in steps["reconfigure"].items() if key in shared})
+    assert (
+        leaves.keys() == _leaves({key: value for key, value in steps["user"].items() if key in shared}).keys()
+    )
+    for path, text in leaves.items():
+        assert text == f"[%key:component::miloco::config_subentries::{name}::step::user::{'::'.join(path)}%]"
+
+
+@pytest.mark.parametrize(
+    ("strings", "problem"),
+    [
+        ({"a": "[%key:component::miloco::b%]"}, "no such text"),
+        ({"a": "[%key:common::config_flow::data::name%]"}, "only component::miloco::"),
+        ({"a": "[%key:component::miloco::a%]"}, "refers back to itself"),
+        ({"a": "[%key:component::miloco::b%]", "b": {"c": "x"}}, "names a group"),
+    ],
+)
+def test_bad_references_are_refused(strings: dict[str, Any], problem: str) -> None:
+    module = make_translations()
+    with pytest.raises(module.ReferenceError_, match=problem):
+        module.resolved(strings)
+
+
+def test_references_nest_and_keep_the_text_around_them() -> None:
+    strings = {"a": "A", "b": "[%key:component::miloco::a%]!", "c": {"d": "<[%key:component::miloco::b%]>"}}
+    assert make_translations().resolved(strings) == {"a": "A", "b": "A!", "c": {"d": "<A!>"}}
 
 
 @pytest.mark.parametrize("name", sorted(ERROR_SECTIONS))

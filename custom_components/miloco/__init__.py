@@ -96,12 +96,20 @@ async def async_setup_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> bo
 
 async def async_unload_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> bool:
     """Unload the platforms, then stop every request and free the model."""
-    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
-    if unloaded:
-        runtime = entry.runtime_data
-        # Each stop is bounded; together they take no longer than one, however many cameras hang.
-        await asyncio.gather(*(watcher.async_stop() for watcher in runtime.watchers.values()))
-        await runtime.backend.async_close()
+    runtime = entry.runtime_data
+    # Never beside a subentry change: one half-applied would start a camera or add entities after the stop.
+    async with runtime.update_lock:
+        unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+        if unloaded:
+            # A change that waited for the lock finds the entry closed and changes nothing.
+            runtime.closed = True
+            # Each stop is bounded; together they take no longer than one, however many cameras hang. A rule's
+            # running action (a delay, a wait) stops with it.
+            await asyncio.gather(
+                *(watcher.async_stop() for watcher in runtime.watchers.values()),
+                *(rule.async_close() for rule in runtime.rules.values()),
+            )
+            await runtime.backend.async_close()
     return unloaded
 
 

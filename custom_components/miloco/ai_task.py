@@ -10,8 +10,7 @@ nothing on older releases imports this module.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -20,18 +19,17 @@ from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import llm
-from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 import voluptuous as vol
 
-from .const import AI_TASK_SLOT_WAIT_S, CONF_DETAIL, DOMAIN, SUBENTRY_AI_TASK
-from .engine.backends.base import VisionRequest
-from .engine.backends.errors import BackendError
-from .engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS, FrameDecodeError, PreparedFrame, prepare_window
-from .engine.parse import ReplyParseError, check_reply_schema, parse_reply
-from .engine.prompt import AI_TASK_SYSTEM_PROMPT, LEAD_IN
-from .engine.scheduling import FairLimiter
+from .ai_task_flow import ai_task_budget
+from .const import DOMAIN, SUBENTRY_AI_TASK
+from .engine.answers import ANSWER_SCHEMA, MAX_QUESTION_CHARS, readable_schema
+from .engine.check import NamedImage
+from .engine.prompt import QuestionSpec
+from .entity import service_device
+from .questions import async_ask_images
 from .runtime import MilocoConfigEntry, MilocoRuntime
 from .settings import WINDOW_FRAMES
 
@@ -41,13 +39,8 @@ PARALLEL_UPDATES = 0
 MAX_ATTACHMENT_BYTES: Final = 20 * 1024 * 1024
 # As many images as a camera's window may hold: the model was tuned on short clips, not albums.
 MAX_ATTACHMENTS: Final = int(WINDOW_FRAMES.maximum)
-MAX_ANSWER_CHARS: Final = 4000
-# Without a structure the model is asked for one JSON field, which the same parser reads.
-ANSWER_SCHEMA: Final[Mapping[str, Any]] = {
-    "type": "object",
-    "properties": {"answer": {"type": "string", "maxLength": MAX_ANSWER_CHARS}},
-    "required": ["answer"],
-}
+# An image's name in the prompt: its source's last path segment, cut to a sensible length.
+MAX_NAME_CHARS: Final = 100
 
 
 async def async_setup_entry(
@@ -76,55 +69,34 @@ class MilocoAITaskEntity(ai_task.AITaskEntity):
     def __init__(self, entry: MilocoConfigEntry, subentry: ConfigSubentry) -> None:
         """Tie the entity to the backend entry and to its own service device."""
         self._entry = entry
-        self._budget = DETAIL_BUDGETS.get(str(subentry.data.get(CONF_DETAIL)), DETAIL_BUDGETS[DEFAULT_DETAIL])
-        self._slot_key = f"ai_task_{subentry.subentry_id}"
+        self._budget = ai_task_budget(subentry.data)
         self._attr_unique_id = subentry.subentry_id
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, subentry.subentry_id)},
-            name=subentry.title,
-            manufacturer="Miloco",
-            model="AI Task",
-            entry_type=DeviceEntryType.SERVICE,
-        )
+        self._attr_device_info = service_device(subentry.subentry_id, subentry.title, "AI Task")
 
     async def _async_generate_data(
         self, task: ai_task.GenDataTask, chat_log: conversation.ChatLog
     ) -> ai_task.GenDataTaskResult:
-        """Send the instructions and the attachments' images to the backend; return the parsed answer."""
-        schema = reply_schema(task.structure) if task.structure is not None else ANSWER_SCHEMA
-        frames = await self._async_frames(task.attachments or [])
-        request = VisionRequest(
-            system_prompt=AI_TASK_SYSTEM_PROMPT,
-            lead_in=LEAD_IN if frames else "",
-            frames=frames,
-            question=task.instructions,
-            json_schema=schema,
-            max_tokens=1024,
-        )
-        runtime = self._entry.runtime_data
-        async with backend_slot(runtime.limiter, self._slot_key, AI_TASK_SLOT_WAIT_S):
-            try:
-                reply = await runtime.backend.async_complete(request)
-            except BackendError as err:
-                raise HomeAssistantError(
-                    translation_domain=DOMAIN,
-                    translation_key="backend_error",
-                    translation_placeholders={"reason": err.reason},
-                ) from err
-        try:
-            parsed = await self.hass.async_add_executor_job(parse_reply, reply.text, schema)
-        except ReplyParseError as err:
+        """Ask the instructions about the attachments, each a separate named image; return the parsed answer."""
+        instructions = task.instructions
+        if not instructions.strip() or len(instructions) > MAX_QUESTION_CHARS:
             raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="reply_not_understood"
-            ) from err
-        data: Any = parsed if task.structure is not None else parsed["answer"]
+                translation_domain=DOMAIN,
+                translation_key="invalid_instructions",
+                translation_placeholders={"max": str(MAX_QUESTION_CHARS)},
+            )
+        schema = reply_schema(task.structure) if task.structure is not None else ANSWER_SCHEMA
+        images = await self._async_images(task.attachments or [])
+        spec = QuestionSpec(question=instructions, json_schema=schema)
+        answer = await async_ask_images(self.hass, self._entry.runtime_data, spec, images, self._budget)
+        parsed = answer.structured or {}
+        data: Any = parsed if task.structure is not None else parsed.get("answer")
         chat_log.async_add_assistant_content_without_tools(
-            conversation.AssistantContent(agent_id=self.entity_id or "", content=reply.text)
+            conversation.AssistantContent(agent_id=self.entity_id or "", content=answer.replies[-1])
         )
         return ai_task.GenDataTaskResult(conversation_id=chat_log.conversation_id, data=data)
 
-    async def _async_frames(self, attachments: Sequence[conversation.Attachment]) -> list[bytes]:
-        """Return the images, oldest first, sized for the model within this entity's token budget."""
+    async def _async_images(self, attachments: Sequence[conversation.Attachment]) -> list[NamedImage]:
+        """Return the attachments' images as read, each named by its source; sized later, within the slot."""
         if len(attachments) > MAX_ATTACHMENTS:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
@@ -142,22 +114,33 @@ class MilocoAITaskEntity(ai_task.AITaskEntity):
             return []
         paths = [attachment.path for attachment in attachments]
         try:
-            prepared = await self.hass.async_add_executor_job(_read_and_prepare, paths, self._budget)
-        except (FrameDecodeError, OSError, ValueError) as err:
+            contents = await self.hass.async_add_executor_job(_read, paths)
+        except (OSError, ValueError) as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN, translation_key="attachment_unreadable"
             ) from err
-        return [frame.jpeg for frame in prepared]
+        return [
+            NamedImage(_name(attachment), data)
+            for attachment, data in zip(attachments, contents, strict=True)
+        ]
 
 
-def _read_and_prepare(paths: Sequence[Path], budget: int) -> list[PreparedFrame]:
-    """Read the attachment files and size them like a check's window (blocking: runs in the executor)."""
-    images = []
+def _read(paths: Sequence[Path]) -> list[bytes]:
+    """Read the attachment files, each within the size bound (blocking: runs in the executor)."""
+    contents = []
     for path in paths:
         if path.stat().st_size > MAX_ATTACHMENT_BYTES:
             raise ValueError(f"attachment larger than {MAX_ATTACHMENT_BYTES} bytes")
-        images.append(path.read_bytes())
-    return prepare_window(images, budget)
+        contents.append(path.read_bytes())
+    return contents
+
+
+def _name(attachment: conversation.Attachment) -> str:
+    """Return how the prompt names an attachment: the last segment of its media id (a file or a camera)."""
+    source = str(attachment.media_content_id or "").rstrip("/")
+    name = source.rsplit("/", 1)[-1] or Path(attachment.path).name
+    # A name is shown to the model as text: no line breaks or other control characters, and short.
+    return "".join(char for char in name if char.isprintable())[:MAX_NAME_CHARS] or "image"
 
 
 def _to_openapi(structure: Any) -> Mapping[str, Any]:
@@ -176,48 +159,6 @@ def _to_openapi(structure: Any) -> Mapping[str, Any]:
 def reply_schema(structure: Any) -> dict[str, Any]:
     """Return the JSON schema of the answer a task's structure describes, within what our parser reads."""
     try:
-        schema = _subset(_to_openapi(structure))
-        check_reply_schema(schema)
+        return readable_schema(_to_openapi(structure))
     except (ValueError, TypeError, vol.Invalid) as err:
         raise HomeAssistantError(translation_domain=DOMAIN, translation_key="invalid_structure") from err
-    return schema
-
-
-_SUBSET_KEYWORDS: Final[Mapping[str, tuple[str, ...]]] = {
-    "string": ("enum", "maxLength"),
-    "integer": ("minimum", "maximum"),
-    "number": ("minimum", "maximum"),
-    "boolean": (),
-}
-
-
-def _subset(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the schema with the keywords our parser does not read dropped; raise ValueError for a type it cannot."""
-    kind = schema.get("type")
-    out: dict[str, Any] = {"type": kind}
-    if isinstance(schema.get("description"), str):
-        out["description"] = schema["description"]
-    if kind == "object":
-        properties = {name: _subset(prop) for name, prop in schema.get("properties", {}).items()}
-        out["properties"] = properties
-        out["required"] = [name for name in schema.get("required", []) if name in properties]
-    elif kind == "array":
-        out["items"] = _subset(schema.get("items", {"type": "string"}))
-        if "maxItems" in schema:
-            out["maxItems"] = schema["maxItems"]
-    elif isinstance(kind, str) and kind in _SUBSET_KEYWORDS:
-        out.update({key: schema[key] for key in _SUBSET_KEYWORDS[kind] if key in schema})
-    else:
-        raise ValueError(f"unsupported answer type {kind!r}")
-    return out
-
-
-@asynccontextmanager
-async def backend_slot(limiter: FairLimiter, key: str, timeout_s: float) -> AsyncIterator[None]:
-    """Hold one of the backend's slots, waiting in line behind live checks for up to `timeout_s`."""
-    if not await limiter.async_acquire_patient(key, timeout_s):
-        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="backend_busy")
-    try:
-        yield
-    finally:
-        limiter.release(key)

@@ -7,12 +7,13 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
-from homeassistant.const import Platform
+from homeassistant.const import STATE_ON, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.restore_state import RestoreEntity
 
-from .entity import MilocoCameraEntity, MilocoRuleEntity
+from .entity import MilocoCameraEntity, MilocoRuleResultEntity
 from .runtime import MilocoConfigEntry, MilocoRuntime
 from .watcher import PRESENCE_KEY
 
@@ -55,8 +56,14 @@ class StateBinarySensor(MilocoCameraEntity, BinarySensorEntity):
         return self._watcher.state.is_on(self.entity_description.key)
 
 
-class RuleBinarySensor(MilocoRuleEntity, BinarySensorEntity):
+class RuleBinarySensor(MilocoRuleResultEntity, BinarySensorEntity, RestoreEntity):
     """On while the rule's condition holds on any of its cameras (debounced in state mode)."""
+
+    async def async_added_to_hass(self) -> None:
+        """Bring back the state the rule had before a restart or reload (the rule decides whether it may)."""
+        await super().async_added_to_hass()
+        if (last := await self.async_get_last_state()) is not None:
+            self._rule.restore_state(last.state == STATE_ON)
 
     @property
     def is_on(self) -> bool:

@@ -1,4 +1,4 @@
-"""The typed settings of a camera subentry, with the defaults every missing key falls back to."""
+"""The typed settings of a camera subentry, each field read from the settings table."""
 
 from __future__ import annotations
 
@@ -6,51 +6,36 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import settings as table
+from .config_fields import percent_as_fraction, read_settings, reads
 from .const import CONF_CAMERA, CONF_MOTION_ENTITY, LOGGER
-from .engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS
+from .engine.frames import DETAIL_BUDGETS
 from .engine.prompt import CheckSpec
-from .settings import (
-    ACTIVITIES_SETTING,
-    CAPTURE_MODE,
-    CHANGE_THRESHOLD,
-    CHECK_INTERVAL,
-    DETAIL,
-    FPS,
-    GESTURES_SETTING,
-    HEARTBEAT,
-    HOLD_TIME,
-    PRESENCE,
-    PROMPT_MODE,
-    SAVE_FRAMES,
-    SAVED_FRAMES_MAX,
-    WINDOW_FRAMES,
-    InvalidSubentryData,
-    Setting,
-    stored_value,
-)
+from .settings import InvalidSubentryData
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CameraConfig:
-    """What to watch on one camera, and how."""
+    """What to watch on one camera, and how: each table setting once, as the code uses it."""
 
     camera_entity_id: str
-    gestures: tuple[str, ...]
-    activities: tuple[str, ...]
-    presence: bool
-    capture_mode: str
-    fps: float
-    window_frames: int
-    check_interval_s: float
-    detail: str
-    change_threshold: float
     motion_entity_id: str | None
-    heartbeat_s: float
-    hold_s: float
-    prompt_mode: str
+    gestures: tuple[str, ...] = reads(table.GESTURES_SETTING, tuple)
+    activities: tuple[str, ...] = reads(table.ACTIVITIES_SETTING, tuple)
+    presence: bool = reads(table.PRESENCE)
+    capture_mode: str = reads(table.CAPTURE_MODE)
+    fps: float = reads(table.FPS)
+    window_frames: int = reads(table.WINDOW_FRAMES)
+    check_interval_s: float = reads(table.CHECK_INTERVAL)
+    detail: str = reads(table.DETAIL)
+    # Stored in percent (as the form shows it), used as a fraction.
+    change_threshold: float = reads(table.CHANGE_THRESHOLD, percent_as_fraction)
+    heartbeat_s: float = reads(table.HEARTBEAT, float)
+    hold_s: float = reads(table.HOLD_TIME, float)
+    prompt_mode: str = reads(table.PROMPT_MODE)
     # Key frames on disk, a bounded number per camera.
-    save_frames: bool
-    saved_frames_max: int
+    save_frames: bool = reads(table.SAVE_FRAMES)
+    saved_frames_max: int = reads(table.SAVED_FRAMES_MAX)
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> CameraConfig:
@@ -62,31 +47,14 @@ class CameraConfig:
         if not isinstance(camera, str) or not camera:
             raise InvalidSubentryData(CONF_CAMERA, "no camera entity")
 
-        def value(setting: Setting) -> Any:
-            parsed, problem = stored_value(setting, data)
-            if problem is not None:
-                LOGGER.warning("Miloco camera %s: %s; using %s", camera, problem, parsed)
-            return parsed
+        def warn(problem: str, value: Any) -> None:
+            LOGGER.warning("Miloco camera %s: %s; using %s", camera, problem, value)
 
         motion = data.get(CONF_MOTION_ENTITY)
         return cls(
             camera_entity_id=camera,
-            gestures=tuple(value(GESTURES_SETTING)),
-            activities=tuple(value(ACTIVITIES_SETTING)),
-            presence=value(PRESENCE),
-            capture_mode=value(CAPTURE_MODE),
-            fps=value(FPS),
-            window_frames=value(WINDOW_FRAMES),
-            check_interval_s=value(CHECK_INTERVAL),
-            detail=value(DETAIL),
-            # Stored in percent (as the form shows it), used as a fraction.
-            change_threshold=value(CHANGE_THRESHOLD) / 100,
             motion_entity_id=motion if isinstance(motion, str) and motion else None,
-            heartbeat_s=float(value(HEARTBEAT)),
-            hold_s=float(value(HOLD_TIME)),
-            prompt_mode=value(PROMPT_MODE),
-            save_frames=value(SAVE_FRAMES),
-            saved_frames_max=value(SAVED_FRAMES_MAX),
+            **read_settings(cls, data, warn),
         )
 
     @property
@@ -96,8 +64,8 @@ class CameraConfig:
 
     @property
     def token_budget(self) -> int:
-        """Return the image-token budget of one check."""
-        return DETAIL_BUDGETS.get(self.detail, DETAIL_BUDGETS[DEFAULT_DETAIL])
+        """Return the image-token budget of one check (the detail is one of the table's options)."""
+        return DETAIL_BUDGETS[self.detail]
 
     def check_spec(self) -> CheckSpec:
         """Return what each check of this camera asks the model."""

@@ -1,34 +1,23 @@
-"""A camera's failure streaks: when its entities go unavailable, how long checks back off, and what is logged."""
+"""A camera's failure streaks: when its entities go unavailable, and what is logged (the back-off is the schedule's)."""
 
 from __future__ import annotations
-
-from typing import Final
 
 from homeassistant.core import callback
 
 from .camera_events import CameraEvents
 from .const import FAILURES_BEFORE_UNAVAILABLE, LOGGER
 from .engine.backends.errors import BackendError, InvalidAuth
-from .engine.backoff import Backoff
 from .health import BackendHealth
-
-# Failed checks back off exponentially from the check interval up to this, or longer when the server asks.
-BACKOFF_MAX_S: Final = 60.0
-# A refused key is retried this rarely while the reauth flow waits for the user.
-AUTH_RETRY_S: Final = 300.0
 
 
 class CameraFailures:
     """Counts failed captures and failed checks in a row; a stopping camera's failures do not count."""
 
-    def __init__(
-        self, camera_entity_id: str, check_interval_s: float, events: CameraEvents, health: BackendHealth
-    ) -> None:
+    def __init__(self, camera_entity_id: str, events: CameraEvents, health: BackendHealth) -> None:
         """Start with no failures."""
         self._camera_entity_id = camera_entity_id
         self._events = events
         self._health = health
-        self._backoff = Backoff(check_interval_s, max(BACKOFF_MAX_S, check_interval_s))
         self._captures = 0
         self._checks = 0
         self._unexpected_logged = False
@@ -75,28 +64,24 @@ class CameraFailures:
             self._events.state()
 
     @callback
-    def check_failed(self, err: BackendError) -> float:
-        """Count a failed check; return how many seconds the next one must wait (the caller tells the entities)."""
+    def check_failed(self, err: BackendError) -> None:
+        """Count a failed check (the caller tells the entities); a refused key makes the camera unavailable at once."""
         was_available = self.available
         self._checks += 1
-        wait = self._backoff.failed(err.retry_after)
         if isinstance(err, InvalidAuth):
-            # The key will not start working by itself: unavailable now, and no hammering meanwhile.
+            # The key will not start working by itself: the user has to act.
             self._checks = max(self._checks, FAILURES_BEFORE_UNAVAILABLE)
-            wait = AUTH_RETRY_S
         self._health.record_failure(err)
         if was_available and not self.available:
             LOGGER.warning(
                 "Miloco cannot analyse %s: the model backend fails (%s)", self._camera_entity_id, err.reason
             )
             self._events.availability(False)
-        return wait
 
     @callback
     def check_ok(self) -> None:
-        """Reset the check failure streak and the back-off."""
+        """Reset the check failure streak."""
         if self._checks >= FAILURES_BEFORE_UNAVAILABLE:
             LOGGER.info("Miloco analyses %s again", self._camera_entity_id)
         self._checks = 0
-        self._backoff.succeeded()
         self._health.record_success()

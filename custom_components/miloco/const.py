@@ -90,8 +90,6 @@ CONF_ENABLED: Final = "enabled"
 
 # AI Task (HA 2025.8+): the subentry type core's AI integrations use for their AI Task entity.
 SUBENTRY_AI_TASK: Final = "ai_task_data"
-# How long an AI Task waits for a free backend slot before it gives up.
-AI_TASK_SLOT_WAIT_S: Final = 30.0
 # Key frames: keep the frames of the checks that fired in the media folder, and how many per camera.
 CONF_SAVE_FRAMES: Final = "save_frames"
 CONF_SAVED_FRAMES_MAX: Final = "saved_frames_max"

@@ -7,8 +7,9 @@ from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
 
-from .entity import MilocoCameraEntity, MilocoRuleEntity
+from .entity import MilocoCameraEntity, MilocoRuleResultEntity
 from .rule_runner import RuleRunner
 from .runtime import MilocoConfigEntry, MilocoRuntime
 from .watcher import CameraWatcher
@@ -56,7 +57,7 @@ class GestureEventEntity(MilocoCameraEntity, EventEntity):
         self.async_write_ha_state()
 
 
-class RuleTriggeredEventEntity(MilocoRuleEntity, EventEntity):
+class RuleTriggeredEventEntity(MilocoRuleResultEntity, EventEntity):
     """Fires each time the rule triggers, with the camera and the model's short reason."""
 
     def __init__(self, rule: RuleRunner) -> None:
@@ -69,9 +70,12 @@ class RuleTriggeredEventEntity(MilocoRuleEntity, EventEntity):
         )
 
     async def async_added_to_hass(self) -> None:
-        """Listen for triggers as well as state changes."""
+        """Listen for triggers as well as state changes; the rule's cooldown counts from its restored last one."""
         await super().async_added_to_hass()
         self.async_on_remove(self._rule.async_add_trigger_listener(self._handle_trigger))
+        # The event entity restored its last event's time as its state before this runs.
+        if isinstance(self.state, str) and (last := dt_util.parse_datetime(self.state)) is not None:
+            self._rule.restore_last_trigger(last)
 
     @callback
     def _handle_trigger(self, camera_entity_id: str, reason: str | None) -> None:

@@ -1,4 +1,4 @@
-"""The typed settings of a rule subentry, with the defaults every missing or bad value falls back to."""
+"""The typed settings of a rule subentry, each field read from the settings table."""
 
 from __future__ import annotations
 
@@ -6,22 +6,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import settings as table
+from .config_fields import read_settings, reads
 from .const import CONF_ACTION, CONF_CAMERAS, CONF_CONDITION, CONF_HA_CONDITION, LOGGER
-from .settings import COOLDOWN, MODE, OFF_DELAY, ON_CHECKS, InvalidSubentryData, Setting, stored_value
+from .settings import InvalidSubentryData
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RuleConfig:
-    """A rule's settings (its enabled flag lives on the runner: a switch flips it without a reload)."""
+    """A rule's settings; the preset is not among them: the form spells it out as the condition."""
 
     condition: str
     cameras: tuple[str, ...]
-    mode: str
-    cooldown_s: float
-    on_checks: int
-    off_delay_s: float
     ha_condition: list[dict[str, Any]] | None
     action: list[dict[str, Any]] | None
+    mode: str = reads(table.MODE)
+    cooldown_s: float = reads(table.COOLDOWN, float)
+    on_checks: int = reads(table.ON_CHECKS)
+    off_delay_s: float = reads(table.OFF_DELAY, float)
+    # As stored when the rule was set up: the runner keeps the live flag, which a switch flips without a reload.
+    enabled: bool = reads(table.ENABLED)
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> RuleConfig:
@@ -33,11 +37,8 @@ class RuleConfig:
         if not isinstance(condition, str) or not condition.strip():
             raise InvalidSubentryData(CONF_CONDITION, "no condition")
 
-        def value(setting: Setting) -> Any:
-            parsed, problem = stored_value(setting, data)
-            if problem is not None:
-                LOGGER.warning("Miloco rule %r: %s; using %s", condition[:60], problem, parsed)
-            return parsed
+        def warn(problem: str, value: Any) -> None:
+            LOGGER.warning("Miloco rule %r: %s; using %s", condition[:60], problem, value)
 
         cameras = data.get(CONF_CAMERAS)
         return cls(
@@ -47,12 +48,9 @@ class RuleConfig:
                 for camera in (cameras if isinstance(cameras, list | tuple) else ())
                 if isinstance(camera, str)
             ),
-            mode=value(MODE),
-            cooldown_s=float(value(COOLDOWN)),
-            on_checks=value(ON_CHECKS),
-            off_delay_s=float(value(OFF_DELAY)),
             ha_condition=_script(data.get(CONF_HA_CONDITION)),
             action=_script(data.get(CONF_ACTION)),
+            **read_settings(cls, data, warn),
         )
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 import itertools
+import time
 from typing import Any, Final, cast
 
 from homeassistant.config_entries import ConfigEntry
@@ -34,6 +37,20 @@ type ConditionCheck = Callable[[Mapping[str, Any] | None], bool]
 # Records a check's newest frame as the key frame of a trigger; returns where the event finds it.
 type KeyFrameRecorder = Callable[[str], dict[str, str]]
 
+
+@dataclass(frozen=True, slots=True)
+class RuleWiring:
+    """What a rule learns from the runtime: whether its cameras can report, and how to have them ask soon."""
+
+    # True while at least one of the rule's cameras is watched and its checks work.
+    cameras_available: Callable[[], bool] = lambda: True
+    # Have the rule's cameras check at their next frame (the rule was turned on).
+    ask_cameras: Callable[[], None] = lambda: None
+    # Built when the entry was set up (a start, a restart, a reload): its entities bring back its state.
+    # A rule rebuilt by an edit starts clean instead.
+    restores: bool = False
+
+
 # Every runner built gets the next revision: the question it asks differs from the one an edit replaced.
 _REVISIONS: Final = itertools.count(1)
 
@@ -59,7 +76,14 @@ class RuleRunner:
     """Judges one rule from its cameras' checks: an edge with cooldown, or a debounced state."""
 
     def __init__(
-        self, hass: HomeAssistant, entry: ConfigEntry[Any], subentry_id: str, title: str, config: RuleConfig
+        self,
+        hass: HomeAssistant,
+        entry: ConfigEntry[Any],
+        subentry_id: str,
+        title: str,
+        config: RuleConfig,
+        *,
+        wiring: RuleWiring | None = None,
     ) -> None:
         """Prepare the rule's state machine and its action."""
         self.hass = hass
@@ -67,6 +91,7 @@ class RuleRunner:
         self.subentry_id = subentry_id
         self.title = title
         self.config = config
+        self.wiring = wiring or RuleWiring()
         self.revision = next(_REVISIONS)
         self.enabled = bool(entry.subentries[subentry_id].data.get(CONF_ENABLED, True))
         self.last_reason: str | None = None
@@ -78,6 +103,8 @@ class RuleRunner:
         self._trigger_listeners: Listeners[str, str | None] = Listeners()
         self._script: Script | None = None
         self._condition: ConditionCheck | None = None
+        self._available = True
+        self._closed = False
 
     async def async_prepare(self) -> None:
         """Compile the HA condition and the action once (templates and all); a broken one is logged."""
@@ -120,19 +147,78 @@ class RuleRunner:
         """Call `listener(camera, reason)` each time the rule triggers; return the remover."""
         return self._trigger_listeners.add(listener)
 
+    @property
+    def available(self) -> bool:
+        """Return False when none of the rule's cameras can report: its state is not known then."""
+        return self.wiring.cameras_available()
+
+    @callback
+    def refresh_availability(self) -> None:
+        """Tell the rule's entities when its cameras' availability changed (and only then)."""
+        available = self.available
+        if available != self._available:
+            self._available = available
+            self._notify()
+
     @callback
     def async_set_enabled(self, enabled: bool) -> None:
-        """Turn the rule on or off now, and remember it across restarts."""
+        """Turn the rule on or off now (the switch), and remember it across restarts."""
+        self.set_enabled(enabled)
+        subentry = self.entry.subentries[self.subentry_id]
+        if subentry.data.get(CONF_ENABLED, True) != enabled:
+            self.hass.config_entries.async_update_subentry(
+                self.entry, subentry, data={**subentry.data, CONF_ENABLED: enabled}
+            )
+
+    @callback
+    def set_enabled(self, enabled: bool) -> None:
+        """Turn the rule on or off now, without storing it (the form stored it already).
+
+        Off, the rule forgets its verdicts, edge and debounce and stops its running action; on, its cameras
+        ask it at their next frame instead of waiting for a change.
+        """
+        if enabled == self.enabled or self._closed:
+            return
         self.enabled = enabled
-        if not enabled:
+        if enabled:
+            self.wiring.ask_cameras()
+        else:
             self._verdicts.clear()
             self._edge.reset()
             self._debounce.reset()
-        subentry = self.entry.subentries[self.subentry_id]
-        self.hass.config_entries.async_update_subentry(
-            self.entry, subentry, data={**subentry.data, CONF_ENABLED: enabled}
-        )
+            if self._script is not None and self._script.is_running:
+                self.entry.async_create_background_task(
+                    self.hass, self._script.async_stop(), f"miloco stop rule action {self.title}"
+                )
         self._notify()
+
+    async def async_close(self) -> None:
+        """Stop for good (the rule was removed or rebuilt by an edit): no more verdicts, no running action."""
+        self._closed = True
+        if self._script is not None and self._script.is_running:
+            await self._script.async_stop()
+
+    @callback
+    def restore_state(self, on: bool) -> None:
+        """Take back the state the rule's sensor had before a restart or reload.
+
+        A state rule that was on stays on without running its action again; its next "yes" is no news.
+        """
+        if not (on and self.wiring.restores and self.enabled) or self._closed:
+            return
+        if self.config.mode == MODE_EVENT:
+            self._edge.restore(value=True)
+        else:
+            self._debounce.restore_on()
+
+    @callback
+    def restore_last_trigger(self, at: datetime) -> None:
+        """Take back when the rule last fired before a restart or reload, so that its cooldown still holds."""
+        if not self.wiring.restores or self._closed:
+            return
+        # The state machines count on the monotonic clock: the same age, counted back from its now.
+        age_s = max(0.0, (dt_util.utcnow() - at).total_seconds())
+        self._edge.restore(last_fired=time.monotonic() - age_s)
 
     @callback
     def handle_verdict(
@@ -150,7 +236,7 @@ class RuleRunner:
         In event mode a check of a still scene (a heartbeat) cannot start an event: events need motion.
         `key_frame` records the check's newest frame when the answer triggers the rule.
         """
-        if not self.enabled or camera_entity_id not in self.config.cameras:
+        if self._closed or not self.enabled or camera_entity_id not in self.config.cameras:
             return
         if self.config.mode == MODE_EVENT and not moving:
             holds = False
@@ -234,7 +320,8 @@ class RuleRunner:
 
     async def _async_run_action(self, variables: dict[str, Any], context: Context) -> None:
         """Run the action; a failure is logged and never stops the rule."""
-        if self._script is None:
+        if self._script is None or self._closed or not self.enabled:
+            # Stopped between the trigger and this task's start: the action must not start after its stop.
             return
         try:
             await self._script.async_run(variables, context)

@@ -23,8 +23,9 @@ from .const import CONF_ENABLED, DOMAIN, LOGGER, SUBENTRY_CAMERA, SUBENTRY_RULE
 from .engine.backends.base import VisionBackend
 from .engine.prompt import RuleSpec
 from .engine.scheduling import FairLimiter
+from .entry_link import EntryLink
 from .health import BackendHealth
-from .rule_runner import RuleConfig, RuleRunner
+from .rule_runner import RuleConfig, RuleRunner, RuleWiring
 from .watcher import CameraWatcher
 
 # How often state-mode rules look at their off-delay.
@@ -59,8 +60,10 @@ class MilocoRuntime:
     platforms: dict[str, PlatformHook] = field(default_factory=dict)
     # The entities made for each subentry, so that a change or removal can take them away again.
     entities: dict[str, list[Entity]] = field(default_factory=dict)
-    # Subentry changes are applied one at a time, in the order they came.
+    # Subentry changes are applied one at a time, in the order they came, and never beside an unload.
     update_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Set by the unload (under update_lock): a subentry change that comes after it has nothing to change.
+    closed: bool = False
 
     def watcher_for(self, camera_entity_id: str) -> CameraWatcher | None:
         """Return the watcher of a camera entity, if this entry watches it."""
@@ -73,9 +76,32 @@ class MilocoRuntime:
             None,
         )
 
+    def rule_titles(self) -> list[str]:
+        """Return the names of the entry's rules."""
+        return [rule.title for rule in self.rules.values()]
+
     def rules_for(self, camera_entity_id: str) -> list[RuleRunner]:
         """Return the rules that look at a camera, in the entry's order (enabled or not)."""
         return [rule for rule in self.rules.values() if camera_entity_id in rule.config.cameras]
+
+    def cameras_available(self, cameras: tuple[str, ...]) -> bool:
+        """Return True when at least one of the cameras is watched and its checks work."""
+        return any(
+            (watcher := self.watcher_for(camera)) is not None and watcher.available for camera in cameras
+        )
+
+    @callback
+    def ask_soon(self, cameras: tuple[str, ...]) -> None:
+        """Have the watchers of the cameras check at their next frame, changed scene or not."""
+        for watcher in self.watchers.values():
+            if watcher.config.camera_entity_id in cameras:
+                watcher.ask_soon()
+
+    @callback
+    def refresh_availability(self, rules: list[RuleRunner] | None = None) -> None:
+        """Let rules whose cameras' availability changed tell their entities (all rules by default)."""
+        for rule in self.rules.values() if rules is None else rules:
+            rule.refresh_availability()
 
     @callback
     def async_register_platform(
@@ -125,7 +151,9 @@ async def async_create_runtime(
     cameras = [sid for sid, sub in entry.subentries.items() if sub.subentry_type == SUBENTRY_CAMERA]
     for subentry_id, subentry in entry.subentries.items():
         phase = cameras.index(subentry_id) / len(cameras) if subentry_id in cameras else 0.0
-        await _async_build(hass, entry, runtime, subentry_id, subentry, phase=phase)
+        # Rules built with the entry bring back the state they had before a restart or reload.
+        await _async_build(hass, entry, runtime, subentry_id, subentry, phase=phase, restores=True)
+    runtime.refresh_availability()
 
     @callback
     def tick(_now: datetime) -> None:
@@ -145,6 +173,9 @@ async def async_apply_subentry_changes(hass: HomeAssistant, entry: MilocoConfigE
     """
     runtime = entry.runtime_data
     async with runtime.update_lock:
+        if runtime.closed:
+            # The entry unloaded while this change waited: its next setup builds from the settings of then.
+            return
         current = settings_snapshot(entry)
         changed = [
             subentry_id
@@ -166,12 +197,16 @@ async def async_apply_subentry_changes(hass: HomeAssistant, entry: MilocoConfigE
                 if (rule := runtime.rules.get(subentry_id)) is not None:
                     # A new question about an unchanged scene is news: its cameras ask at their next frame
                     # instead of waiting for a change or the heartbeat, so the rule has a verdict at once.
-                    for camera in runtime.watchers.values():
-                        if camera.config.camera_entity_id in rule.config.cameras:
-                            camera.ask_soon()
+                    runtime.ask_soon(rule.config.cameras)
             _forget_dropped_entities(hass, before - _unique_ids(runtime, subentry_id))
             LOGGER.debug("Applied the change of subentry %s without a reload", subentry_id)
         runtime.subentries = current
+        # The Enabled box of a rule's form, saved alone, rebuilds nothing: it applies like the switch
+        # (which stored it already, so this finds nothing to change).
+        for subentry_id, rule in runtime.rules.items():
+            rule.set_enabled(bool(entry.subentries[subentry_id].data.get(CONF_ENABLED, True)))
+        # A camera added or removed changes whether its rules can know anything.
+        runtime.refresh_availability()
 
 
 async def _async_build(
@@ -182,13 +217,14 @@ async def _async_build(
     subentry: ConfigSubentry,
     *,
     phase: float = 0.0,
+    restores: bool = False,
 ) -> None:
     """Build the watcher or rule of one subentry; one whose stored settings are unusable is skipped."""
     try:
         if subentry.subentry_type == SUBENTRY_CAMERA:
             watcher = CameraWatcher(
                 hass,
-                entry,
+                EntryLink.of(hass, entry),
                 subentry_id,
                 subentry.title,
                 CameraConfig.from_data(subentry.data),
@@ -201,7 +237,13 @@ async def _async_build(
             runtime.watchers[subentry_id] = watcher
             _connect_watcher(runtime, watcher)
         elif subentry.subentry_type == SUBENTRY_RULE:
-            rule = RuleRunner(hass, entry, subentry_id, subentry.title, RuleConfig.from_data(subentry.data))
+            config = RuleConfig.from_data(subentry.data)
+            wiring = RuleWiring(
+                cameras_available=lambda: runtime.cameras_available(config.cameras),
+                ask_cameras=lambda: runtime.ask_soon(config.cameras),
+                restores=restores,
+            )
+            rule = RuleRunner(hass, entry, subentry_id, subentry.title, config, wiring=wiring)
             await rule.async_prepare()
             runtime.rules[subentry_id] = rule
     except (ValueError, TypeError, KeyError) as err:
@@ -220,7 +262,9 @@ async def _async_stop(runtime: MilocoRuntime, subentry_id: str) -> None:
         # Its rules forget its verdicts as it stops.
         await watcher.async_stop()
     # The cameras ask the rules they find in runtime.rules: a removed rule is asked about no more.
-    runtime.rules.pop(subentry_id, None)
+    if (rule := runtime.rules.pop(subentry_id, None)) is not None:
+        # Its action (a delay, a wait) must not run on for a rule that is gone or now says something else.
+        await rule.async_close()
     for entity in runtime.entities.pop(subentry_id, []):
         if entity.hass is not None and entity.platform is not None:
             await entity.async_remove()
@@ -274,8 +318,19 @@ def _connect_watcher(runtime: MilocoRuntime, watcher: CameraWatcher) -> None:
             now = time.monotonic()
             for rule in runtime.rules_for(camera):
                 rule.handle_camera_lost(camera, now)
+        state()
+
+    @callback
+    def state() -> None:
+        # Recovery is told only through the camera's state news (availability(True) is never fired); the
+        # rules write their entities only when their availability changes, not at every counter change. A
+        # watcher being stopped was taken out first: the change that stops it refreshes every rule at its end,
+        # so that a camera's edit does not flash its rules unavailable.
+        if runtime.watchers.get(watcher.subentry_id) is watcher:
+            runtime.refresh_availability(runtime.rules_for(camera))
 
     watcher.set_rule_provider(enabled_rules)
     watcher.events.verdicts.add(judge)
     watcher.events.still.add(still)
     watcher.events.availability.add(availability)
+    watcher.events.state.add(state)

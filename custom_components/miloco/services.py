@@ -8,18 +8,16 @@ from typing import Any, Final
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 import voluptuous as vol
 
-from .asking import async_ask, camera_settings, dry_run_spec
 from .capture import camera_exists
 from .const import DOMAIN
-from .engine.backends.errors import BackendError
-from .engine.check import Answer
-from .engine.frames import FrameDecodeError
-from .engine.parse import ReplyParseError, check_reply_schema
-from .engine.prompt import ANSWER_SCHEMA, MAX_ANSWER_CHARS, CheckSpec, QuestionSpec
+from .engine.answers import ANSWER_SCHEMA, MAX_QUESTION_CHARS
+from .engine.parse import check_reply_schema
+from .engine.prompt import QuestionSpec
+from .questions import async_ask, camera_settings, dry_run_spec
 from .runtime import MilocoConfigEntry
 
 SERVICE_ANALYZE: Final = "analyze"
@@ -30,7 +28,6 @@ ATTR_STRUCTURE: Final = "structure"
 ATTR_CONFIG_ENTRY: Final = "config_entry_id"
 ATTR_RULE: Final = "rule"
 ATTR_MAX_WAIT: Final = "max_wait"
-MAX_QUESTION_CHARS: Final = MAX_ANSWER_CHARS
 # Ids of config entries and devices are 26 to 32 characters; anything far longer is not one.
 MAX_ID_CHARS: Final = 255
 MAX_WAIT_S: Final = 600.0
@@ -184,12 +181,12 @@ async def _async_analyze(hass: HomeAssistant, data: dict[str, Any]) -> ServiceRe
     for camera_id in cameras:
         _require_camera(hass, camera_id)
     structure: dict[str, Any] | None = data.get(ATTR_STRUCTURE)
-    wait: bool | float = data.get(ATTR_MAX_WAIT, True)
+    wait_s: float | None = data.get(ATTR_MAX_WAIT)
     question = QuestionSpec(question=data[ATTR_QUESTION], json_schema=structure or ANSWER_SCHEMA)
     answers: dict[str, Any] = {}
     for camera_id in cameras:
         entry = _entry_for(hass, camera_id, data.get(ATTR_CONFIG_ENTRY))
-        result = await _async_ask_translated(hass, entry, camera_id, question, wait)
+        result = await async_ask(hass, entry.runtime_data, camera_id, question, wait_s=wait_s)
         parsed = result.structured or {}
         answers[camera_id] = {
             "answer": parsed if structure else parsed.get("answer"),
@@ -213,12 +210,12 @@ async def _async_evaluate_rule(hass: HomeAssistant, data: dict[str, Any]) -> Ser
     entry, rule_id = found
     runtime = entry.runtime_data
     rule = runtime.rules[rule_id]
-    wait: bool | float = data.get(ATTR_MAX_WAIT, True)
+    wait_s: float | None = data.get(ATTR_MAX_WAIT)
     verdicts: dict[str, Any] = {}
     for camera_id in dict.fromkeys(rule.config.cameras):
         _require_camera(hass, camera_id)
         spec = dry_run_spec(runtime, camera_settings(runtime, camera_id), rule_id)
-        result = await _async_ask_translated(hass, entry, camera_id, spec, wait)
+        result = await async_ask(hass, runtime, camera_id, spec, wait_s=wait_s)
         verdicts[camera_id] = {
             "verdict": result.observation.rules.get(rule_id, False),
             "reason": result.observation.reason,
@@ -227,36 +224,6 @@ async def _async_evaluate_rule(hass: HomeAssistant, data: dict[str, Any]) -> Ser
             "latency_s": round(result.latency_s, 3),
         }
     return {"rule": rule.title, "condition": rule.config.condition, "cameras": verdicts}
-
-
-async def _async_ask_translated(
-    hass: HomeAssistant,
-    entry: MilocoConfigEntry,
-    camera_id: str,
-    spec: CheckSpec | QuestionSpec,
-    wait: bool | float,
-) -> Answer:
-    """Ask through the one check path, waiting for a slot; translate what can go wrong for the caller."""
-    try:
-        result = await async_ask(hass, entry.runtime_data, camera_id, spec, wait=wait)
-    except BackendError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="backend_error",
-            translation_placeholders={"reason": err.reason},
-        ) from err
-    except ReplyParseError as err:
-        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="reply_not_understood") from err
-    except FrameDecodeError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="camera_unavailable",
-            translation_placeholders={"camera": camera_id},
-        ) from err
-    if result is None:
-        # Only a caller that does not wait is ever turned away; services always wait.
-        raise RuntimeError("a waiting ask returned no answer")
-    return result
 
 
 def _require_camera(hass: HomeAssistant, camera_id: str) -> None:

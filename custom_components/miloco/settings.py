@@ -51,10 +51,13 @@ from .const import (
     PROMPT_COMBINED,
     PROMPT_PER_CONDITION,
 )
+from .engine.backend_defaults import DEFAULT_CONTEXT_SIZE, EMBEDDED_TIMEOUT_S, REMOTE_TIMEOUT_S
 from .engine.condition_text import MAX_CONDITION_CHARS
 from .engine.frames import DEFAULT_DETAIL, DETAIL_BUDGETS
 from .engine.gate import DEFAULT_THRESHOLD
 from .engine.labels import ACTIVITIES, ALL_LABELS, GESTURES
+from .engine.rules import DEFAULT_COOLDOWN_S, DEFAULT_OFF_DELAY_S, DEFAULT_ON_CHECKS
+from .engine.window import DEFAULT_FPS, DEFAULT_FRAMES_PER_CHECK
 
 # The form sections the settings are shown in (the subentries store them flat).
 SECTION_CAPTURE: Final = "capture"
@@ -201,14 +204,19 @@ class TextSetting:
 
 type Setting = NumberSetting | ChoiceSetting | LabelsSetting | FlagSetting
 
-# Backend entry. The embedded timeout is longer: CPU inference of a 7B model over six frames takes tens
-# of seconds on small machines.
+# Backend entry (the engine states the defaults the evaluation toolkit shares).
 REMOTE_TIMEOUT: Final = NumberSetting(
-    key=CONF_TIMEOUT, default=30, minimum=5, maximum=300, unit="s", integer=True, error="timeout_out_of_range"
+    key=CONF_TIMEOUT,
+    default=REMOTE_TIMEOUT_S,
+    minimum=5,
+    maximum=300,
+    unit="s",
+    integer=True,
+    error="timeout_out_of_range",
 )
 EMBEDDED_TIMEOUT: Final = NumberSetting(
     key=CONF_TIMEOUT,
-    default=180,
+    default=EMBEDDED_TIMEOUT_S,
     minimum=5,
     maximum=1200,
     unit="s",
@@ -227,10 +235,10 @@ MAX_CONCURRENT: Final = NumberSetting(
 THREADS: Final = NumberSetting(
     key=CONF_THREADS, default=None, minimum=1, maximum=64, integer=True, error="threads_out_of_range"
 )
-# Six 448-px frames alone are about 1,500 image tokens; below 4096 a check hardly fits.
+# Below 4096 tokens a check hardly fits.
 CONTEXT_SIZE: Final = NumberSetting(
     key=CONF_CONTEXT_SIZE,
-    default=8192,
+    default=DEFAULT_CONTEXT_SIZE,
     minimum=4096,
     maximum=131072,
     integer=True,
@@ -244,7 +252,8 @@ MODEL_TEXT: Final = TextSetting(key=CONF_MODEL, max_length=256)
 MODEL_PATH_TEXT: Final = TextSetting(key=CONF_MODEL_PATH, max_length=4096)
 MMPROJ_PATH_TEXT: Final = TextSetting(key=CONF_MMPROJ_PATH, max_length=4096)
 
-# Camera subentry: Miloco's reference pipeline takes 6 frames over 3 s and checks every 2 s.
+# Camera subentry: the frame rate and frames per check are the window the model was tuned on (the engine's
+# defaults); Miloco's reference pipeline checked every 2 s, here a changing scene is checked as often as it may.
 GESTURES_SETTING: Final = LabelsSetting(key=CONF_GESTURES, options=tuple(label.key for label in GESTURES))
 ACTIVITIES_SETTING: Final = LabelsSetting(
     key=CONF_ACTIVITIES, options=tuple(label.key for label in ACTIVITIES)
@@ -258,7 +267,7 @@ CAPTURE_MODE: Final = ChoiceSetting(
 )
 FPS: Final = NumberSetting(
     key=CONF_FPS,
-    default=2.0,
+    default=DEFAULT_FPS,
     minimum=0.1,
     maximum=10.0,
     step=0.1,
@@ -268,7 +277,7 @@ FPS: Final = NumberSetting(
 )
 WINDOW_FRAMES: Final = NumberSetting(
     key=CONF_WINDOW_FRAMES,
-    default=6,
+    default=DEFAULT_FRAMES_PER_CHECK,
     minimum=1,
     maximum=16,
     integer=True,
@@ -342,7 +351,9 @@ SAVED_FRAMES_MAX: Final = NumberSetting(
 # A window longer than this holds too little of "now" to judge it.
 MAX_WINDOW_SECONDS: Final = 60.0
 
-# In the order the form shows them (the camera entity and the motion sensor are entity fields of the flow).
+# In the order the form shows them (the camera entity and the motion sensor are entity fields of the flow). A new
+# setting goes here and into strings.json (label, help text, error); the forms, their checks, the defaults and
+# the diagnostics follow, and CameraConfig holds its value in the one field that `reads` it.
 CAMERA_SETTINGS: Final[tuple[Setting, ...]] = (
     GESTURES_SETTING,
     ACTIVITIES_SETTING,
@@ -360,7 +371,10 @@ CAMERA_SETTINGS: Final[tuple[Setting, ...]] = (
     SAVED_FRAMES_MAX,
 )
 
-# Rule subentry: Miloco fires a rule at most once per 10 s.
+# AI Task subentry: how much detail the task's images keep, as a camera's checks do.
+AI_TASK_SETTINGS: Final[tuple[Setting, ...]] = (DETAIL,)
+
+# Rule subentry: the timing defaults are the engine's.
 RULE_NAME_TEXT: Final = TextSetting(key=CONF_RULE_NAME, max_length=100)
 # Longer than any valid condition, so the condition check can say "too long" in its own words.
 CONDITION_TEXT: Final = TextSetting(key=CONF_CONDITION, max_length=MAX_CONDITION_CHARS * 4, multiline=True)
@@ -370,7 +384,7 @@ PRESET: Final = ChoiceSetting(
 MODE: Final = ChoiceSetting(key=CONF_MODE, default=MODE_EVENT, options=(MODE_EVENT, MODE_STATE))
 COOLDOWN: Final = NumberSetting(
     key=CONF_COOLDOWN,
-    default=10,
+    default=DEFAULT_COOLDOWN_S,
     minimum=0,
     maximum=86400,
     unit="s",
@@ -380,7 +394,7 @@ COOLDOWN: Final = NumberSetting(
 )
 ON_CHECKS: Final = NumberSetting(
     key=CONF_ON_CHECKS,
-    default=2,
+    default=DEFAULT_ON_CHECKS,
     minimum=1,
     maximum=20,
     integer=True,
@@ -389,7 +403,7 @@ ON_CHECKS: Final = NumberSetting(
 )
 OFF_DELAY: Final = NumberSetting(
     key=CONF_OFF_DELAY,
-    default=10,
+    default=DEFAULT_OFF_DELAY_S,
     minimum=0,
     maximum=3600,
     unit="s",

@@ -11,7 +11,8 @@ import aiohttp
 from playwright.async_api import Error as PlaywrightError, async_playwright
 import pytest
 
-from ..ports import free_port
+from testkit.ports import free_port
+
 from .home_assistant import PASSWORD, USERNAME, DevHomeAssistant
 from .ui import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Ui
 

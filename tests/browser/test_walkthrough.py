@@ -20,8 +20,9 @@ from typing import Any
 
 from playwright.async_api import expect
 
+from testkit.ports import free_port
+
 from ..model_server import FakeModelServer, Reply
-from ..ports import free_port
 from .home_assistant import DevHomeAssistant, miloco_errors
 from .ui import TRANSLATIONS, Ui
 

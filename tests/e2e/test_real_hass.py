@@ -21,9 +21,10 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from testkit.ports import free_port
+
 from ..browser.home_assistant import miloco_errors
 from ..model_server import FakeModelServer, Reply
-from ..ports import free_port
 from .real_hass import HAND, RealHomeAssistant
 
 LIVING_ROOM, PORCH = "Living room", "Porch"

@@ -45,20 +45,6 @@ def _request() -> VisionRequest:
 
 
 @pytest.fixture
-async def session() -> AsyncGenerator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-async def second_server(socket_enabled: None) -> AsyncGenerator[FakeModelServer]:
-    server = FakeModelServer()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def make_failover(
     session: aiohttp.ClientSession,
 ) -> AsyncGenerator[Callable[..., FailoverBackend]]:

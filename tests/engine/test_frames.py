@@ -313,3 +313,26 @@ def test_prepare_window_passes_through_frames_already_at_size() -> None:
 
 def test_prepare_window_empty() -> None:
     assert frames.prepare_window([], 512) == []
+
+
+def test_a_clip_is_sized_exactly_as_captured_frames_are(hd_jpeg: bytes) -> None:
+    """One resize route: raw JPEGs of a clip come out byte for byte as the camera's captured sizes."""
+    window = [_jpeg(_scene(1280, 720, shift=10 * i)) for i in range(5)] + [hd_jpeg]
+    plan = frames.FramePlan(frames=6, budget=512)
+    captured = [frames.decode_versions(data, plan)[2] for data in window]
+    expected = [version.at(position, 6).jpeg for position, version in enumerate(captured)]
+    assert [frame.jpeg for frame in frames.prepare_window(window, 512)] == expected
+    # Some prepared already (at capture), some not (a still scene's frames): the same bytes again.
+    half = [version if index % 2 else None for index, version in enumerate(captured)]
+    assert [frame.jpeg for frame in frames.prepare_clip(window, half, plan)] == expected
+
+
+def test_separate_images_each_keep_their_shape_within_the_budget() -> None:
+    portrait, landscape = _jpeg(_scene(600, 1200)), _jpeg(_scene(1600, 900))
+    tall, wide = frames.prepare_images([portrait, landscape], 512)
+    assert abs(tall.width / tall.height - 0.5) < 0.1
+    assert abs(wide.width / wide.height - 16 / 9) < 0.2
+    # An equal share each; a clip would have planned both from the last one's shape.
+    assert tall.tokens <= 256
+    assert wide.tokens <= 256
+    assert frames.prepare_images([], 512) == []

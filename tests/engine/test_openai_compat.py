@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncGenerator
 import time
 
 import aiohttp
@@ -45,17 +44,6 @@ def _request(**overrides: object) -> VisionRequest:
     }
     fields.update(overrides)
     return VisionRequest(**fields)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def server(model_server: FakeModelServer) -> FakeModelServer:
-    return model_server
-
-
-@pytest.fixture
-async def session() -> AsyncGenerator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def _backend(

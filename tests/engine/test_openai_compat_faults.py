@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 import json
@@ -63,17 +62,6 @@ def _request(**overrides: object) -> VisionRequest:
     }
     fields.update(overrides)
     return VisionRequest(**fields)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def server(model_server: FakeModelServer) -> FakeModelServer:
-    return model_server
-
-
-@pytest.fixture
-async def session() -> AsyncGenerator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def _backend(session: aiohttp.ClientSession, server: FakeModelServer, **kwargs: Any) -> OpenAICompatBackend:

@@ -422,3 +422,29 @@ def test_a_question_keeps_its_own_structure_and_can_think() -> None:
 def test_a_question_needs_words_and_a_frame_rate(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         prompt.QuestionSpec(**kwargs)
+
+
+def test_separate_images_are_named_before_each_and_not_called_a_sequence() -> None:
+    spec = prompt.QuestionSpec(question="Which photo shows a cat?")
+    request = prompt.build_images_request(spec, [b"one", b"two"], ["cat.jpg", "camera.front_door"])
+    assert request.frame_labels == ("Image 1: cat.jpg", "Image 2: camera.front_door")
+    assert "2 separate images" in request.system_prompt
+    assert "oldest first" not in request.system_prompt
+    assert request.json_schema == prompt.ANSWER_SCHEMA
+    parts = request.user_content(lambda frame: {"type": "image", "data": frame})
+    assert parts == [
+        {"type": "text", "text": "Image 1: cat.jpg"},
+        {"type": "image", "data": b"one"},
+        {"type": "text", "text": "Image 2: camera.front_door"},
+        {"type": "image", "data": b"two"},
+        {"type": "text", "text": "Which photo shows a cat?/no_think"},
+    ]
+    with pytest.raises(ValueError):
+        prompt.build_images_request(spec, [b"one"], [])
+
+
+def test_a_clip_request_has_no_labels_between_its_frames() -> None:
+    request = prompt.build_question_request(prompt.QuestionSpec(question="What?"), [b"a", b"b"])
+    parts = request.user_content(lambda frame: {"type": "image", "data": frame})
+    assert [part["type"] for part in parts] == ["text", "image", "image", "text"]
+    assert parts[0]["text"] == prompt.LEAD_IN

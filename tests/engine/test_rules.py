@@ -254,6 +254,20 @@ def test_edge_cooldown_boundary_and_reset() -> None:
     assert trigger.update(True, 11.0)
 
 
+def test_a_restored_edge_keeps_its_cooldown_and_its_last_answer() -> None:
+    trigger = rules.EdgeTrigger(cooldown_s=10.0)
+    # Fired 2 s before a restart at 100.0; the answer then was "yes".
+    trigger.restore(value=True, last_fired=98.0)
+    assert trigger.value
+    # The same "yes" after the restart is no edge.
+    assert not trigger.update(True, 100.0)
+    assert not trigger.update(False, 101.0)
+    # A new edge inside the cooldown is swallowed; after it, it fires.
+    assert not trigger.update(True, 102.0)
+    trigger.update(False, 107.0)
+    assert trigger.update(True, 108.0)
+
+
 @settings(max_examples=150, deadline=None)
 @given(sequence=steps, cooldown=st.floats(min_value=0.0, max_value=30.0))
 def test_edge_invariants(sequence: list[tuple[float, bool, bool]], cooldown: float) -> None:
@@ -290,6 +304,17 @@ def test_debounce_on_after_consecutive_positives() -> None:
     assert debounce.update(True, 10.0) is STARTED
     assert debounce.is_on
     assert debounce.update(True, 12.0) is None
+
+
+def test_a_debounce_restored_on_starts_nothing_until_it_went_off() -> None:
+    debounce = rules.Debounce(on_checks=2, off_delay_s=5.0)
+    debounce.restore_on()
+    assert debounce.is_on
+    assert debounce.update(True, 0.0) is None
+    assert debounce.update(False, 1.0) is None
+    assert debounce.update(False, 6.0) is ENDED
+    assert debounce.update(True, 7.0) is None
+    assert debounce.update(True, 8.0) is STARTED
 
 
 def test_debounce_off_after_the_delay() -> None:

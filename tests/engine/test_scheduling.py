@@ -218,23 +218,30 @@ def test_a_patient_caller_takes_a_free_slot_and_counts_against_the_limit() -> No
     assert limiter.try_acquire("camera", 1)
 
 
-def test_a_refused_camera_goes_before_any_patient_caller() -> None:
+def test_a_person_goes_ahead_of_a_waiting_camera_once_then_the_camera_has_its_turn() -> None:
     limiter = FairLimiter(1, contender_ttl_s=5)
     assert limiter.try_acquire_patient("service", 0)
     assert not limiter.try_acquire("camera", 0.5)
     limiter.release("service")
-    # The slot is free, but the camera was refused and asks again on its next frame: it goes first.
-    assert not limiter.try_acquire_patient("service", 0.6)
-    assert limiter.try_acquire("camera", 0.7)
-    limiter.release("camera")
-    assert limiter.try_acquire_patient("service", 0.8)
-
-
-def test_a_camera_that_stopped_asking_holds_no_patient_caller_back() -> None:
-    limiter = FairLimiter(1, contender_ttl_s=5)
-    assert limiter.try_acquire_patient("service", 0)
-    assert not limiter.try_acquire("camera", 1)
+    # The slot is free and the camera waits, but a person's question goes first (issue 18, case 8)...
+    assert limiter.try_acquire_patient("service", 0.6)
     limiter.release("service")
+    # ...once: the next free slot is the waiting camera's.
+    assert not limiter.try_acquire_patient("service", 0.7)
+    assert limiter.try_acquire("camera", 0.8)
+    limiter.release("camera")
+    # The camera was served: a person may go first again.
+    assert limiter.try_acquire_patient("service", 0.9)
+
+
+def test_a_camera_owed_a_turn_that_stopped_asking_holds_no_patient_caller_back() -> None:
+    limiter = FairLimiter(1, contender_ttl_s=5)
+    assert limiter.try_acquire("camera", 0)
+    assert not limiter.try_acquire("other", 1)
+    limiter.release("camera")
+    assert limiter.try_acquire_patient("service", 1.1)
+    limiter.release("service")
+    # "other" is owed the slot while it may still ask; once its turn lapses, nobody is owed anything.
     assert not limiter.try_acquire_patient("service", 5.9)
     assert limiter.try_acquire_patient("service", 6.1)
 
@@ -301,18 +308,73 @@ async def test_a_cancelled_waiter_leaves_the_line() -> None:
     assert limiter.try_acquire_patient("next", 1)
 
 
-async def test_a_waiting_caller_enters_once_a_waiting_camera_goes_stale() -> None:
+async def test_a_waiting_caller_enters_once_a_camera_owed_a_turn_goes_stale() -> None:
     clock = FakeClock()
     limiter = FairLimiter(1, contender_ttl_s=0.2, clock=clock)
     assert limiter.try_acquire("a", 0)
     assert not limiter.try_acquire("b", 0)
     limiter.release("a")
+    # A person went ahead of "b": the next free slot is b's.
+    assert limiter.try_acquire_patient("first", 0)
+    limiter.release("first")
     waiter = asyncio.create_task(limiter.async_acquire_patient("service", 30))
     await asyncio.sleep(0.01)
     assert not waiter.done()
     # "b" never asks again; once its turn has lapsed on the clock, the waiter looks again and enters.
     clock.now = 1.0
     assert await asyncio.wait_for(waiter, 1) is True
+
+
+async def test_a_freed_slot_goes_to_the_waiting_person_not_to_the_waiting_camera() -> None:
+    clock = FakeClock()
+    limiter = FairLimiter(1, clock=clock)
+    offers: list[str] = []
+    limiter.set_waker("b", lambda: offers.append("b") is None)
+    assert limiter.try_acquire("a", 0)
+    assert not limiter.try_acquire("b", 0)
+    waiter = asyncio.create_task(limiter.async_acquire_patient("person", 30))
+    await asyncio.sleep(0.01)
+    limiter.release("a")
+    # Handed over in the release itself: no race with the camera's waker, which is not even asked.
+    assert limiter.in_flight == 1
+    assert offers == []
+    assert not limiter.try_acquire("b", 0.1)
+    assert await asyncio.wait_for(waiter, 1) is True
+    # The person's question ends: the camera it went ahead of is offered the slot at once.
+    limiter.release("person")
+    assert offers == ["b"]
+    assert limiter.try_acquire("b", 0.2)
+
+
+async def test_a_second_person_waits_for_the_camera_the_first_went_ahead_of() -> None:
+    clock = FakeClock()
+    limiter = FairLimiter(1, clock=clock)
+    assert limiter.try_acquire("a", 0)
+    assert not limiter.try_acquire("b", 0)
+    first = asyncio.create_task(limiter.async_acquire_patient("person", 30))
+    second = asyncio.create_task(limiter.async_acquire_patient("person", 30))
+    await asyncio.sleep(0.01)
+    limiter.release("a")
+    assert await asyncio.wait_for(first, 1) is True
+    limiter.release("person")
+    await asyncio.sleep(0.01)
+    assert not second.done()
+    assert limiter.try_acquire("b", 0.1)
+    limiter.release("b")
+    # The camera had its turn: the next free slot is the person's again.
+    assert await asyncio.wait_for(second, 1) is True
+
+
+async def test_a_person_admitted_as_it_is_cancelled_gives_the_slot_back() -> None:
+    limiter = FairLimiter(1)
+    assert limiter.try_acquire("a", 0)
+    waiter = asyncio.create_task(limiter.async_acquire_patient("person", 30))
+    await asyncio.sleep(0.01)
+    limiter.release("a")
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert limiter.in_flight == 0
 
 
 @pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -1.0])

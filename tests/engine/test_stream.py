@@ -21,8 +21,8 @@ from custom_components.miloco.engine.stream import (
     pyav_available,
     redact_url,
 )
+from testkit.ports import free_port
 
-from ..ports import free_port
 from ..stream_helpers import LiveStream, make_clip
 
 type Frames = list[tuple[float, bytes]]

@@ -37,6 +37,7 @@ from custom_components.miloco.const import (
     SUBENTRY_RULE,
 )
 
+from ..camera_forms import table_form
 from ..helpers import remote_entry
 from ..model_server import FakeModelServer
 from ..scenes import SceneCamera, async_add_cameras, static_room
@@ -315,24 +316,8 @@ async def entry(hass: HomeAssistant, model_server: FakeModelServer) -> MockConfi
 
 
 def camera_form(**capture: Any) -> dict[str, Any]:
-    return {
-        "camera_entity_id": "camera.living_room",
-        "gestures": ["wave"],
-        "activities": [],
-        "presence": True,
-        "capture": {
-            "capture_mode": "snapshot",
-            "fps": 2,
-            "window_frames": 6,
-            "check_interval": 2,
-            "detail": "medium",
-            "change_threshold": 0.5,
-            "heartbeat": 60,
-            "hold_time": 15,
-            "prompt_mode": "combined",
-            **capture,
-        },
-    }
+    # From the settings table: a camera setting added later needs no edit here.
+    return table_form(gestures=["wave"], activities=[], **capture)
 
 
 CAMERA_NUMBERS = {

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from .backends.base import VisionBackend, VisionReply, VisionRequest
-from .frames import PreparedFrame, pick_window, prepare_window
+from .frames import FramePlan, PreparedFrame, pick_window, prepare_clip, prepare_images
 from .parse import parse_reply
 from .prompt import (
     CheckSpec,
@@ -17,6 +17,7 @@ from .prompt import (
     QuestionSpec,
     build_combined_request,
     build_condition_requests,
+    build_images_request,
     build_question_request,
     interpret_combined,
     interpret_conditions,
@@ -25,6 +26,25 @@ from .window import Frame
 
 # Replies up to this long are parsed on the event loop (well under a millisecond); longer ones in the executor.
 INLINE_REPLY_CHARS: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class NamedImage:
+    """One of several separate images (photos, several cameras' snapshots): its source's name and its bytes."""
+
+    name: str
+    jpeg: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SeparateImages:
+    """Images that are not a clip (none, one or several): each keeps its own shape and is named to the model."""
+
+    images: tuple[NamedImage, ...] = ()
+
+
+# What a question is about: a clip of one camera (frames or raw JPEGs, oldest first), or separate images.
+type Images = Sequence[Frame] | Sequence[bytes] | SeparateImages
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,27 +71,35 @@ class Answer:
 async def ask(
     backend: VisionBackend,
     spec: CheckSpec | QuestionSpec,
-    window: Sequence[Frame] | Sequence[bytes],
+    images: Images,
     *,
-    budget: int,
+    plan: FramePlan,
     per_condition: bool,
     cpu_slots: asyncio.Semaphore | None = None,
 ) -> Answer:
-    """Ask the model about the frames (oldest first); backend and parse errors propagate to the caller.
+    """Ask the model about images; backend, parse and frame errors propagate to the caller.
 
-    Frames prepared when captured (the watcher's) are only picked; raw JPEGs (the services', the evaluation
-    toolkit's) are resized here. `cpu_slots` caps how many image jobs run at once: many cameras bursting
-    onto a small machine would otherwise time-slice dozens of threads and starve the event loop.
+    The images say what they are: a clip of one camera (Frames or raw JPEGs, oldest first) is sized by
+    `plan` as a live check's window is, and described as frames over time; SeparateImages each keep their
+    own shape within the plan's budget and are named in the request. Frames prepared for `plan` when
+    captured are only picked; the others are prepared here the same way. `cpu_slots` caps how many image
+    jobs run at once: many cameras bursting onto a small machine would otherwise time-slice dozens of
+    threads and starve the event loop.
     """
+    if isinstance(images, SeparateImages) and not isinstance(spec, QuestionSpec):
+        raise TypeError("a camera check asks about a clip, not separate images")
     loop = asyncio.get_running_loop()
-    prepared = await _prepared(loop, window, budget, cpu_slots)
+    prepared = await _prepared(loop, images, plan, cpu_slots)
     frames = [frame.jpeg for frame in prepared]
     tokens = sum(frame.tokens for frame in prepared)
     replies: list[VisionReply] = []
     structured: dict[str, Any] | None = None
     if isinstance(spec, QuestionSpec):
         # A free question is one request whatever the prompt mode: there are no conditions to split.
-        request = build_question_request(spec, frames)
+        if isinstance(images, SeparateImages):
+            request = build_images_request(spec, frames, [image.name for image in images.images])
+        else:
+            request = build_question_request(spec, frames)
         reply = await backend.async_complete(request)
         replies.append(reply)
         structured = await _parse(loop, reply, request)
@@ -104,20 +132,32 @@ async def ask(
 
 async def _prepared(
     loop: asyncio.AbstractEventLoop,
-    window: Sequence[Frame] | Sequence[bytes],
-    budget: int,
+    images: Images,
+    plan: FramePlan,
     cpu_slots: asyncio.Semaphore | None,
 ) -> list[PreparedFrame]:
-    """Return the window at its planned sizes: picked when prepared at capture, else resized now."""
-    frames = [item for item in window if isinstance(item, Frame)]
-    if frames and len(frames) == len(window):
-        picked = pick_window([frame.prepared for frame in frames], budget)
+    """Return the images at their sizes: a clip's frames picked when prepared at capture, else made now."""
+    if isinstance(images, SeparateImages):
+        if not images.images:
+            return []
+        jpegs = [image.jpeg for image in images.images]
+        async with cpu_slots or contextlib.nullcontext():
+            return await loop.run_in_executor(None, prepare_images, jpegs, plan.budget)
+    if not images:
+        return []
+    clip = [item if isinstance(item, Frame) else Frame(0.0, item) for item in images]
+    # A longer clip than planned (raw JPEGs) is planned at its own length within the same budget.
+    plan = plan if len(clip) <= plan.frames else replace(plan, frames=len(clip))
+    versions = [frame.prepared for frame in clip]
+    if all(version is not None and version.plan == plan for version in versions):
+        # Every frame prepared at capture for this plan: picking is cheap, no executor round trip.
+        picked = pick_window(versions, plan.budget)
         if picked is not None:
             return picked
-    jpegs = [item.jpeg if isinstance(item, Frame) else item for item in window]
-    # Decoding, resizing and parsing are CPU work: in the default executor (Home Assistant's own in HA).
+    jpegs = [frame.jpeg for frame in clip]
+    # Decoding and resizing are CPU work: in the default executor (Home Assistant's own in HA).
     async with cpu_slots or contextlib.nullcontext():
-        return await loop.run_in_executor(None, prepare_window, jpegs, budget)
+        return await loop.run_in_executor(None, prepare_clip, jpegs, versions, plan)
 
 
 async def _parse(

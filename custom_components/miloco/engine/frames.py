@@ -295,20 +295,83 @@ def encode_jpeg(image: Image.Image, quality: int = DEFAULT_JPEG_QUALITY) -> byte
     return buffer.getvalue()
 
 
+def decode_versions(
+    data: bytes,
+    plan: FramePlan,
+    *,
+    sizes: Sequence[tuple[int, int]] | None = None,
+    quality: int = DEFAULT_JPEG_QUALITY,
+) -> tuple[Image.Image, tuple[int, int], FrameVersions]:
+    """Decode a frame once and make every size `plan` asks of it; return the decoded picture and source size too.
+
+    The one way a frame is sized for the model, whether captured by a camera, given to a service or read by
+    the evaluation toolkit. `sizes` overrides the plan's sizes for this frame's source (a clip whose camera
+    changed resolution is sent at its newest frame's sizes). The decoder scales down while decoding (draft
+    mode) to no less than the largest size. Raises FrameDecodeError when the bytes are not an image.
+    """
+    image = open_image(data)
+    source = image.size
+    # Read before decoding: the draft changes the image's reported size.
+    sendable = image.format == "JPEG" and image.mode in {"RGB", "L"}
+    planned = tuple(sizes) if sizes is not None else plan.sizes(source)
+    # At least every planned size both ways: the draft may then scale by 1/2, 1/4 or 1/8 while decoding.
+    bounds = (max(width for width, _ in planned), max(height for _, height in planned))
+    decoded = decode_scaled(image, "RGB", bounds)
+    versions = versions_of(
+        data, decoded, planned, plan, as_captured=source if sendable else None, quality=quality
+    )
+    return decoded, source, versions
+
+
+def prepare_clip(
+    jpegs: Sequence[bytes],
+    versions: Sequence[FrameVersions | None],
+    plan: FramePlan,
+    *,
+    quality: int = DEFAULT_JPEG_QUALITY,
+) -> list[PreparedFrame]:
+    """Return a clip's frames (oldest first) at the plan's sizes, preparing those not prepared for it.
+
+    A frame already prepared for `plan` (at capture) is only picked; the others are prepared here exactly
+    as capture would have. When frames of different source sizes cannot share the budget (a camera that
+    changed resolution mid-clip), every frame is made at the newest frame's sizes.
+    """
+    if not jpegs:
+        return []
+    ready = [
+        version
+        if version is not None and version.plan == plan
+        else decode_versions(data, plan, quality=quality)[2]
+        for data, version in zip(jpegs, versions, strict=True)
+    ]
+    picked = pick_window(ready, plan.budget)
+    if picked is not None:
+        return picked
+    sizes = ready[-1].sizes
+    same = [decode_versions(data, plan, sizes=sizes, quality=quality)[2] for data in jpegs]
+    return [version.at(position, len(same)) for position, version in enumerate(same)]
+
+
 def prepare_window(
     jpegs: Sequence[bytes], budget_tokens: int, *, quality: int = DEFAULT_JPEG_QUALITY
 ) -> list[PreparedFrame]:
-    """Return the frames (oldest first) resized to a plan within the budget and re-encoded."""
+    """Return the frames of a clip (oldest first) sized within the budget, as captured frames are."""
     if not jpegs:
         return []
-    images = [open_image(data) for data in jpegs]
-    # The newest frame sets the plan: a camera that changes resolution mid-window is rare, and the few
-    # frames from before the change are merely stretched a little.
-    width, height = images[-1].size
-    sizes = plan_sizes(width / height, len(images), budget_tokens, source=(width, height))
-    return [
-        _prepare(data, image, size, quality) for data, image, size in zip(jpegs, images, sizes, strict=True)
-    ]
+    plan = FramePlan(frames=len(jpegs), budget=budget_tokens)
+    return prepare_clip(jpegs, [None] * len(jpegs), plan, quality=quality)
+
+
+def prepare_images(
+    jpegs: Sequence[bytes], budget_tokens: int, *, quality: int = DEFAULT_JPEG_QUALITY
+) -> list[PreparedFrame]:
+    """Return separate images (not a clip) each at its own aspect ratio, sharing the budget equally."""
+    if not jpegs:
+        return []
+    share = budget_tokens // len(jpegs)
+    # One image of a one-frame plan each: its own shape, no end frames weighted against middle ones.
+    plan = FramePlan(frames=1, budget=share)
+    return [decode_versions(data, plan, quality=quality)[2].at(0, 1) for data in jpegs]
 
 
 def versions_of(
@@ -350,12 +413,3 @@ def _shrink(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     if image.width == size[0] * 2 and image.height == size[1] * 2:
         return image.reduce(2)
     return image.resize(size, _VERSION_RESAMPLE)
-
-
-def _prepare(data: bytes, image: Image.Image, size: tuple[int, int], quality: int) -> PreparedFrame:
-    """Return one frame at its planned size; a JPEG already at that size is passed through untouched."""
-    if image.size == size and image.format == "JPEG" and image.mode in {"RGB", "L"}:
-        jpeg = data
-    else:
-        jpeg = encode_jpeg(decode(image, "RGB", size), quality)
-    return PreparedFrame(jpeg=jpeg, width=size[0], height=size[1], tokens=image_tokens(*size))

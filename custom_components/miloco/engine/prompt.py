@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import math
 from typing import Any, Final
 
+from .answers import ANSWER_SCHEMA
 from .backends.base import VisionRequest
 from .labels import ACTIVITIES, GESTURES, PRESENCE, Label, LabelKind
 from .parse import YES_NO, is_yes, yes_no_schema
@@ -22,14 +23,8 @@ _THINKING_TOKENS: Final = 2048
 
 _RULE_PREFIX: Final = "rule:"
 
-# A free question (the analyze service): the longest answer text, and the reply budget.
-MAX_ANSWER_CHARS: Final = 2000
+# A free question (the analyze service, AI Task): the reply budget.
 _QUESTION_TOKENS: Final = 1024
-ANSWER_SCHEMA: Final[Mapping[str, Any]] = {
-    "type": "object",
-    "properties": {"answer": {"type": "string", "maxLength": MAX_ANSWER_CHARS}},
-    "required": ["answer"],
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,14 +354,45 @@ def build_question_request(spec: QuestionSpec, frames: Sequence[bytes]) -> Visio
         frames=tuple(frames),
         question=spec.question,
         json_schema=spec.json_schema,
-        max_tokens=_THINKING_TOKENS + _QUESTION_TOKENS if spec.thinking else _QUESTION_TOKENS,
+        max_tokens=_question_tokens(spec),
         thinking=spec.thinking,
     )
 
 
-# An AI Task (Home Assistant's generate-data building block): the user's own task about their images.
-AI_TASK_SYSTEM_PROMPT: Final = (
-    "You are the vision assistant of a smart home. You may receive images, oldest first; the last one is the "
-    "most recent. Do the user's task from what the images show, briefly and factually. Reply with one JSON "
-    "object that matches the requested format, and nothing else."
-)
+def _question_tokens(spec: QuestionSpec) -> int:
+    """Return the reply budget of a free question: room for a chain of thought when thinking is on."""
+    return _THINKING_TOKENS + _QUESTION_TOKENS if spec.thinking else _QUESTION_TOKENS
+
+
+def images_system_prompt(n_images: int) -> str:
+    """Return the system prompt of a question about separate images (not a clip), each named before it."""
+    if n_images:
+        seen = (
+            f"You receive {n_images} separate image{'s' if n_images > 1 else ''}, not a sequence in time; "
+            'each follows its name ("Image 1: …").'
+        )
+    else:
+        seen = "You receive no images."
+    return "\n".join(
+        [
+            "You are the vision assistant of a smart home.",
+            seen,
+            "Do the user's task from what the images show, briefly and factually.",
+            "Reply with one JSON object that matches the requested format, and nothing else.",
+        ]
+    )
+
+
+def build_images_request(spec: QuestionSpec, frames: Sequence[bytes], names: Sequence[str]) -> VisionRequest:
+    """Return the one request that asks the question about separate images, each labelled by its name."""
+    if len(names) != len(frames):
+        raise ValueError(f"{len(names)} names for {len(frames)} images")
+    return VisionRequest(
+        system_prompt=images_system_prompt(len(frames)),
+        frames=tuple(frames),
+        frame_labels=tuple(f"Image {index}: {name}" for index, name in enumerate(names, 1)),
+        question=spec.question,
+        json_schema=spec.json_schema,
+        max_tokens=_question_tokens(spec),
+        thinking=spec.thinking,
+    )

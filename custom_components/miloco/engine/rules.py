@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 import math
+from typing import Final
+
+# A rule's timing as Miloco has it: an event fires at most once per 10 s; a state turns on after two positive
+# checks in a row and off after 10 s of negative ones. The integration's settings table takes these defaults.
+DEFAULT_COOLDOWN_S: Final = 10
+DEFAULT_ON_CHECKS: Final = 2
+DEFAULT_OFF_DELAY_S: Final = 10
 
 
 class Transition(StrEnum):
@@ -123,7 +130,7 @@ class HoldState:
 class EdgeTrigger:
     """An event-mode rule: fires on a false→true edge, then swallows new edges for `cooldown_s`."""
 
-    def __init__(self, cooldown_s: float = 10.0) -> None:
+    def __init__(self, cooldown_s: float = DEFAULT_COOLDOWN_S) -> None:
         """Create a trigger with the given cooldown (Miloco's own is 10 s)."""
         _check_duration("cooldown_s", cooldown_s)
         self._cooldown_s = cooldown_s
@@ -149,6 +156,13 @@ class EdgeTrigger:
         self._value = False
         self._last_fired = -math.inf
 
+    def restore(self, *, value: bool | None = None, last_fired: float | None = None) -> None:
+        """Take back what was known before a restart: the last answer, and when the rule last fired."""
+        if value is not None:
+            self._value = value
+        if last_fired is not None:
+            self._last_fired = last_fired
+
 
 class Debounce:
     """A state-mode rule: on after `on_checks` positive checks in a row, off after `off_delay_s` of negatives.
@@ -156,7 +170,7 @@ class Debounce:
     One misread frame neither turns a light on nor off.
     """
 
-    def __init__(self, on_checks: int = 2, off_delay_s: float = 10.0) -> None:
+    def __init__(self, on_checks: int = DEFAULT_ON_CHECKS, off_delay_s: float = DEFAULT_OFF_DELAY_S) -> None:
         """Create a debouncer with an on-delay in checks and an off-delay in seconds."""
         if on_checks < 1:
             raise ValueError(f"on_checks must be at least 1, not {on_checks}")
@@ -197,4 +211,10 @@ class Debounce:
         """Turn off without a transition and forget the counts."""
         self._on = False
         self._positives = 0
+        self._negative_since = None
+
+    def restore_on(self) -> None:
+        """Be on again without a transition (it was on before a restart): the next "yes" starts nothing."""
+        self._on = True
+        self._positives = self._on_checks
         self._negative_since = None

@@ -22,10 +22,11 @@ class FairLimiter:
     A live caller may leave a waker: when a slot frees while callers wait, the one whose turn is next is
     asked at once whether it still wants one (and then tries), instead of the slot idling until it asks again.
 
-    Patient callers (service actions) use `async_acquire_patient`: they queue, first come first served,
-    for at most a timeout. They come after live ones: a patient caller enters only while no live caller is
-    waiting for a turn, and patient callers together hold at most `limit - 1` slots (one when the limit is
-    one), so a free slot always goes to a refused camera first and live checks are never starved.
+    Patient callers (a person's question: the services, AI Task) use `async_acquire_patient`: they queue,
+    first come first served, for at most a timeout, and take the next free slot ahead of waiting cameras,
+    within two bounds that keep live checks from starving: patient callers together hold at most
+    `patient_share` slots (`limit - 1`, one when the limit is one), and once one has entered ahead of a
+    waiting camera, the next free slot goes to a camera before any patient caller jumps ahead again.
     """
 
     def __init__(
@@ -45,7 +46,9 @@ class FairLimiter:
         self._served_this_round: set[str] = set()
         # Slots held by patient callers, and the queue of those still waiting (a ticket each, oldest first).
         self._patient_running: Counter[str] = Counter()
-        self._queue: deque[object] = deque()
+        self._queue: deque[_Ticket] = deque()
+        # A patient caller entered ahead of a waiting camera: the next free slot is a camera's.
+        self._cameras_owed = False
         self._changed = asyncio.Event()
         # Live callers' wakers: each returns True when its caller will try for the freed slot.
         self._wakers: dict[str, Callable[[], bool]] = {}
@@ -87,6 +90,7 @@ class FairLimiter:
             # Nobody refused is still waiting for a turn: a new round starts, in which this caller is first.
             self._served_this_round = set()
         self._served_this_round.add(key)
+        self._cameras_owed = False
         self._waiting.pop(key, None)
         self._running[key] += 1
         return True
@@ -104,11 +108,13 @@ class FairLimiter:
         loop = asyncio.get_running_loop()
         # The wait is timed by the loop; `clock` only dates the cameras' turns (as their callers do).
         deadline = loop.time() + timeout_s
-        ticket = object()
+        ticket = _Ticket(key)
         self._queue.append(ticket)
         try:
             while True:
-                if self._queue[0] is ticket and self._admit_patient(key, self._clock()):
+                # A freed slot is handed to the head of the line in `release`; a stale camera frees one too.
+                self._admit_head()
+                if ticket.admitted:
                     return True
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -118,8 +124,14 @@ class FairLimiter:
                 # does not, so look again once it may have gone stale.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), min(remaining, self._ttl_s / 4))
+        except BaseException:
+            if ticket.admitted:
+                # Admitted as the caller gave up (cancelled): the slot goes back.
+                self.release(key)
+            raise
         finally:
-            self._queue.remove(ticket)
+            if ticket in self._queue:
+                self._queue.remove(ticket)
             # The next in line may be able to enter now that this one entered or left.
             self._notify()
 
@@ -148,6 +160,7 @@ class FairLimiter:
             self._patient_running[key] -= 1
             if not self._patient_running[key]:
                 del self._patient_running[key]
+        # A person waiting takes the freed slot first (within its bounds); otherwise a waiting camera is offered it.
         self._notify()
         self._wake_next()
 
@@ -172,20 +185,31 @@ class FairLimiter:
                 return
 
     def _admit_patient(self, key: str, now: float) -> bool:
-        """Take a slot for a patient caller when one is free, within its share, and no camera waits for it."""
+        """Take a slot for a patient caller when one is free, within its share, and no camera is owed it."""
         self._drop_stale(now)
-        if (
-            self.in_flight >= self._limit
-            or self._patient_running.total() >= self.patient_share
-            or self._waiting
-        ):
+        if self.in_flight >= self._limit or self._patient_running.total() >= self.patient_share:
             return False
+        if not self._waiting:
+            self._cameras_owed = False
+        elif self._cameras_owed:
+            return False
+        else:
+            # Ahead of a waiting camera: a camera gets the slot after this one.
+            self._cameras_owed = True
         self._running[key] += 1
         self._patient_running[key] += 1
         return True
 
+    def _admit_head(self) -> bool:
+        """Admit the first patient caller in line if it may enter now; return whether one was admitted."""
+        if not self._queue or not self._admit_patient(self._queue[0].key, self._clock()):
+            return False
+        self._queue.popleft().admitted = True
+        return True
+
     def _notify(self) -> None:
-        """Wake the patient callers to look again (each wait gets a fresh event)."""
+        """Hand a free slot to the first patient caller in line, and wake the callers to look again."""
+        self._admit_head()
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -193,3 +217,14 @@ class FairLimiter:
         """Forget callers that stopped asking: they are not waiting for a turn."""
         for key in [key for key, last in self._waiting.items() if now - last > self._ttl_s]:
             del self._waiting[key]
+
+
+class _Ticket:
+    """A patient caller's place in line; admitted once a slot was taken for it."""
+
+    __slots__ = ("admitted", "key")
+
+    def __init__(self, key: str) -> None:
+        """Queue a caller of `key`, not yet admitted."""
+        self.key = key
+        self.admitted = False

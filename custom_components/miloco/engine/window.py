@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Final
 
-from .frames import DEFAULT_JPEG_QUALITY, FramePlan, FrameVersions, decode_scaled, open_image, versions_of
+from .frames import DEFAULT_JPEG_QUALITY, FramePlan, FrameVersions, decode_versions
 from .gate import Thumb, thumbnail
+
+# The window MiMo-VL-Miloco was tuned on: six frames at two frames per second, three seconds of motion. The
+# integration's camera settings and the evaluation toolkit default to it.
+DEFAULT_FPS: Final = 2.0
+DEFAULT_FRAMES_PER_CHECK: Final = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,22 +31,12 @@ def prepare_capture(
 ) -> tuple[Thumb, FrameVersions]:
     """Decode a captured frame once into its gate thumbnail and every size a check of `plan` may send.
 
-    Synchronous CPU work for an executor. The decoder scales down while decoding (draft mode) to no less
-    than the largest planned size; the thumbnail and the smaller sizes come from that one picture. Raises
-    FrameDecodeError (only) when the bytes are not a decodable image.
+    Synchronous CPU work for an executor. The sizes are made by frames.decode_versions, as for any frame
+    sent to the model; the thumbnail comes from the same decoded picture. Raises FrameDecodeError (only)
+    when the bytes are not a decodable image.
     """
-    image = open_image(jpeg)
-    source = image.size
-    # Read before decoding: the draft changes the image's reported size.
-    sendable = image.format == "JPEG" and image.mode in {"RGB", "L"}
-    sizes = plan.sizes(source)
-    # At least every planned size both ways: the draft may then scale by 1/2, 1/4 or 1/8 while decoding.
-    bounds = (max(width for width, _ in sizes), max(height for _, height in sizes))
-    decoded = decode_scaled(image, "RGB", bounds)
+    decoded, source, versions = decode_versions(jpeg, plan, quality=quality)
     thumb = thumbnail(decoded, full_size=source)
-    versions = versions_of(
-        jpeg, decoded, sizes, plan, as_captured=source if sendable else None, quality=quality
-    )
     return thumb, versions
 
 

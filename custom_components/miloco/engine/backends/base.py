@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -14,17 +14,40 @@ NO_THINK_SUFFIX = "/no_think"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VisionRequest:
-    """One question about a short clip: frames oldest first, question after the images."""
+    """One question about images: a short clip (frames oldest first) or separate named images; question last."""
 
     system_prompt: str
     frames: Sequence[bytes]
     question: str
     lead_in: str = ""
+    # Separate images: the text before each frame that names it ("Image 1: front_door.jpg"); empty for a clip.
+    frame_labels: Sequence[str] = ()
     json_schema: Mapping[str, Any] | None = None
     max_tokens: int = 256
     thinking: bool = False
     # How many alternatives per generated token to ask log-probabilities for; None asks for none.
     logprobs: int | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse labels that do not name every frame."""
+        if self.frame_labels and len(self.frame_labels) != len(self.frames):
+            raise ValueError(f"{len(self.frame_labels)} labels for {len(self.frames)} frames")
+
+    def user_content(self, image_part: Callable[[bytes], dict[str, Any]]) -> list[dict[str, Any]]:
+        """Return the user message's parts: the lead-in, each frame (after its label, if any), the question.
+
+        `image_part` turns a frame into the backend's image part; every backend builds the message here.
+        """
+        content: list[dict[str, Any]] = []
+        if self.lead_in:
+            content.append({"type": "text", "text": self.lead_in})
+        labels: Sequence[str | None] = self.frame_labels or [None] * len(self.frames)
+        for label, frame in zip(labels, self.frames, strict=True):
+            if label:
+                content.append({"type": "text", "text": label})
+            content.append(image_part(frame))
+        content.append({"type": "text", "text": self.user_text()})
+        return content
 
     def user_text(self) -> str:
         """Return the question with the no-think switch appended when thinking is off."""

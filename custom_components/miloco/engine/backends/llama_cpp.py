@@ -118,10 +118,23 @@ def _last_line(output: bytes) -> str:
     return lines[-1].strip()[:_MAX_REASON_LEN] if lines else "no error output"
 
 
+# The longest maxLength left in a grammar: a check's reason (200) is kept, a free answer's (2,000) is not.
+_GRAMMAR_MAX_LENGTH: Final = 256
+
+
 def _plain(value: Any) -> Any:
-    """Return a JSON schema as plain dicts and lists (llama-cpp-python json.dumps it)."""
+    """Return a JSON schema as plain dicts and lists (llama-cpp-python json.dumps it), fit for its grammar.
+
+    A long maxLength is left out: llama-cpp-python spells it as that many repetitions, which llama.cpp
+    fails to parse ("failed to parse grammar") and then crashes the process on. The reply parser cuts
+    a longer string to the schema's maxLength anyway.
+    """
     if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {
+            str(key): _plain(item)
+            for key, item in value.items()
+            if not (key == "maxLength" and isinstance(item, int) and item > _GRAMMAR_MAX_LENGTH)
+        }
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         return [_plain(item) for item in value]
     return value
@@ -402,17 +415,7 @@ class LlamaCppBackend:
                 raise BackendTimeout("the request was given up before it started")
             # From here on the request's own timeout runs (see async_complete).
             on_start()
-            content: list[dict[str, Any]] = []
-            if request.lead_in:
-                content.append({"type": "text", "text": request.lead_in})
-            content.extend(
-                {
-                    "type": "image_url",
-                    "image_url": {"url": JPEG_DATA_URL_PREFIX + base64.b64encode(frame).decode("ascii")},
-                }
-                for frame in request.frames
-            )
-            content.append({"type": "text", "text": request.user_text()})
+            content = request.user_content(_image_part)
             messages = [
                 {"role": "system", "content": request.system_prompt},
                 {"role": "user", "content": content},
@@ -505,3 +508,11 @@ def _to_reply(result: Any, model: str, latency: float) -> VisionReply:
             prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens")
         )
     return VisionReply(text=text, model=model, latency_s=latency, usage=tokens)
+
+
+def _image_part(frame: bytes) -> dict[str, Any]:
+    """Return a frame as a chat image part with its JPEG inline as a data URL."""
+    return {
+        "type": "image_url",
+        "image_url": {"url": JPEG_DATA_URL_PREFIX + base64.b64encode(frame).decode("ascii")},
+    }

@@ -180,6 +180,12 @@ def _encode_payload(payload: dict[str, Any], frames: tuple[bytes, ...]) -> bytes
     return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
 
+def _body_bytes(request: VisionRequest) -> int:
+    """Return about how large the request's body is: its images and its texts (instructions can be megabytes)."""
+    texts = (request.system_prompt, request.question, request.lead_in, *request.frame_labels)
+    return sum(len(frame) for frame in request.frames) + sum(len(text) for text in texts)
+
+
 class OpenAICompatBackend:
     """Talks to an OpenAI-compatible server through an injected aiohttp session."""
 
@@ -349,7 +355,7 @@ class OpenAICompatBackend:
         while True:
             payload, frames = self._build_payload(request, level)
             _ask_logprobs(payload, logprobs)
-            if sum(len(frame) for frame in frames) <= INLINE_FRAME_BYTES:
+            if _body_bytes(request) <= INLINE_FRAME_BYTES:
                 # A check's window at its planned sizes: encoding it costs less than an executor round trip.
                 data = _encode_payload(payload, frames)
             else:
@@ -404,11 +410,8 @@ class OpenAICompatBackend:
 
     def _build_payload(self, request: VisionRequest, level: int) -> tuple[dict[str, Any], tuple[bytes, ...]]:
         """Return the chat payload with image placeholders, and the frames to fill them."""
-        content: list[dict[str, Any]] = []
-        if request.lead_in:
-            content.append({"type": "text", "text": request.lead_in})
-        content.extend({"type": "image_url"} for _ in request.frames)
-        content.append({"type": "text", "text": request.user_text()})
+        # Placeholders for the images, filled with data URLs when encoding (off the loop for large ones).
+        content = request.user_content(lambda _frame: {"type": "image_url"})
         payload: dict[str, Any] = {
             "model": self._model,
             "messages": [

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from ..backends.base import VisionBackend
 from ..check import Answer, ask as ask_frames
+from ..frames import FramePlan
 from ..prompt import CheckSpec
 from ..window import Frame, FrameWindow
 from .settings import MODE_PER_CONDITION, Setting
@@ -23,11 +24,14 @@ def select_window(frames: Sequence[Frame], setting: Setting, fps: float) -> list
 
 
 async def ask(backend: VisionBackend, spec: CheckSpec, frames: Sequence[Frame], setting: Setting) -> Answer:
-    """Ask the model about the frames in the setting's prompt mode, exactly as the watcher does."""
+    """Ask the model about the frames in the setting's prompt mode, exactly as the watcher does.
+
+    The frames are sized for the setting's window as a camera's captured frames are: the same pixels.
+    """
     return await ask_frames(
         backend,
         spec,
-        [frame.jpeg for frame in frames],
-        budget=setting.budget,
+        frames,
+        plan=FramePlan(frames=setting.frames, budget=setting.budget),
         per_condition=setting.mode == MODE_PER_CONDITION,
     )

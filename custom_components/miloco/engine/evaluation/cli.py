@@ -12,8 +12,9 @@ from pathlib import Path
 import sys
 from typing import Any, Final, NoReturn
 
-from ..window import Frame, FrameWindow
-from .clips import ACTIVITY_KEYS, DEFAULT_FPS, GESTURE_KEYS, ClipSet, load_clip_set
+from ..backend_defaults import DEFAULT_CONTEXT_SIZE, EMBEDDED_TIMEOUT_S, REMOTE_TIMEOUT_S
+from ..window import DEFAULT_FPS, Frame, FrameWindow
+from .clips import ACTIVITY_KEYS, GESTURE_KEYS, ClipSet, load_clip_set
 from .connect import BackendOptions, EmbeddedOptions, RemoteOptions, check_options, open_backend
 from .convert import convert
 from .errors import EvaluationError
@@ -23,10 +24,6 @@ from .runner import ClipOutcome, SettingRun, check_budgets, evaluate
 from .settings import Setting, parse_setting
 
 PROG: Final = "scripts/eval"
-# The integration's own defaults for a remote server and for the (slower) embedded runtime.
-REMOTE_TIMEOUT_S: Final = 30.0
-EMBEDDED_TIMEOUT_S: Final = 180.0
-DEFAULT_CONTEXT: Final = 8192
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,7 +74,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--api-key-env", metavar="VAR", help="remote: environment variable holding the API key")
     run.add_argument("--mmproj-path", type=Path, metavar="GGUF", help="embedded: the vision projector GGUF")
     run.add_argument("--threads", type=int, help="embedded: CPU threads (default: llama.cpp's choice)")
-    run.add_argument("--context", type=int, default=DEFAULT_CONTEXT, help="embedded: context size in tokens")
+    run.add_argument(
+        "--context", type=int, default=DEFAULT_CONTEXT_SIZE, help="embedded: context size in tokens"
+    )
     run.add_argument(
         "--timeout",
         type=float,

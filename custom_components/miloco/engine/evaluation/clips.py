@@ -11,14 +11,13 @@ import re
 from typing import Any, Final
 
 from ..labels import ACTIVITIES, GESTURES
+from ..window import DEFAULT_FPS
 from .errors import EvaluationError
 
 LABEL_FILE: Final = "labels.json"
 MANIFEST_FILE: Final = "manifest.json"
 IMAGE_SUFFIXES: Final = frozenset({".jpg", ".jpeg", ".png"})
 VIDEO_SUFFIXES: Final = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".ts"})
-# The integration's own default capture rate (and the rate MiMo-VL-Miloco was tuned on).
-DEFAULT_FPS: Final = 2.0
 
 GESTURE_KEYS: Final = tuple(label.key for label in GESTURES)
 ACTIVITY_KEYS: Final = tuple(label.key for label in ACTIVITIES)

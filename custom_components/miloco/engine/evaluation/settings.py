@@ -7,13 +7,14 @@ from typing import Final
 
 from ..frames import DEFAULT_DETAIL, DETAIL_BUDGETS
 from ..prompt import CheckSpec
+from ..window import DEFAULT_FRAMES_PER_CHECK
 from .errors import EvaluationError
 
 MODE_COMBINED: Final = "combined"
 MODE_PER_CONDITION: Final = "per_condition"
 MODES: Final = (MODE_COMBINED, MODE_PER_CONDITION)
 # The integration's defaults: the window MiMo-VL-Miloco was tuned on, and the medium detail preset.
-DEFAULT_FRAMES: Final = 6
+DEFAULT_FRAMES: Final = DEFAULT_FRAMES_PER_CHECK
 MAX_FRAMES: Final = 32
 _SWITCH: Final = {
     "on": True,

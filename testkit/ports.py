@@ -1,4 +1,4 @@
-"""A free loopback port for the servers the tests start (model servers, ffmpeg, HAProxy, Home Assistant)."""
+"""A free loopback port for the servers the tests and benchmarks start (model servers, ffmpeg, HAProxy, Home Assistant)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ import time
 import urllib.error
 import urllib.request
 
-FIXTURES = Path(__file__).parent / "fixtures" / "models"
+# The tiny model pair lives with the tests that use it most.
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "models"
 MODEL = FIXTURES / "tiny-qwen25vl.gguf"
 MMPROJ = FIXTURES / "tiny-qwen25vl-mmproj.gguf"
 ALIAS = "tiny-qwen25vl"

@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 
-from .ports import free_port
+from testkit.ports import free_port
 
 # Debian installs it in /usr/sbin, which a non-root PATH may lack; scripts/test installs the package.
 _HAPROXY_PATHS = ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy")

@@ -1,0 +1,1 @@
+"""Real servers on loopback for the tests and the benchmarks: llama.cpp's servers, HAProxy, free ports."""

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass, field
 import json
+import math
 from typing import Any
 
 from aiohttp import web
@@ -37,6 +38,9 @@ class Reply:
     pause_s: float | None = None
     # Send a segmented reply without Content-Length (chunked), so its size shows only while reading it.
     chunked: bool = False
+    # The choice's `logprobs` block (OpenAI's shape), sent when the request asked for log-probabilities;
+    # see token_logprobs() and yes_no_logprobs().
+    logprobs: Any = None
 
 
 def error(status: int, message: str = "error", **headers: str) -> Reply:
@@ -80,6 +84,60 @@ def garbage() -> Reply:
     return Reply(content="I am a teapot and I refuse to say.")
 
 
+def token_logprobs(*tokens: tuple[str, float, dict[str, float]]) -> dict[str, Any]:
+    """Return an OpenAI `logprobs` block from (token, probability, {alternative: probability}) triples."""
+    return {
+        "content": [
+            {
+                "token": token,
+                "logprob": math.log(probability),
+                "bytes": list(token.encode()),
+                "top_logprobs": [
+                    {"token": alternative, "logprob": math.log(p), "bytes": list(alternative.encode())}
+                    for alternative, p in top.items()
+                    if p > 0
+                ],
+            }
+            for token, probability, top in tokens
+        ],
+        "refusal": None,
+    }
+
+
+def yes_no_logprobs(answers: dict[str, float]) -> Reply:
+    """Return a JSON reply of yes/no answers (dotted paths, e.g. "rules.r1") with P(yes) as scripted.
+
+    Each answer is its own token (` "` before it, `"` after), chosen by its probability: "yes" at P ≥ 0.5.
+    """
+    tree: dict[str, Any] = {}
+    for path in answers:
+        *parents, leaf = path.split(".")
+        node = tree
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = path
+    tokens: list[tuple[str, float, dict[str, float]]] = []
+
+    def emit(node: dict[str, Any]) -> None:
+        tokens.append(("{", 1.0, {}))
+        for index, (key, value) in enumerate(node.items()):
+            tokens.append((("" if index == 0 else ", ") + json.dumps(key) + ":", 1.0, {}))
+            if isinstance(value, dict):
+                tokens.append((" ", 1.0, {}))
+                emit(value)
+                continue
+            p_yes = answers[value]
+            chosen, p_chosen = ("yes", p_yes) if p_yes >= 0.5 else ("no", 1.0 - p_yes)
+            tokens.extend(
+                [(' "', 1.0, {}), (chosen, p_chosen, {"yes": p_yes, "no": 1.0 - p_yes}), ('"', 1.0, {})]
+            )
+        tokens.append(("}", 1.0, {}))
+
+    emit(tree)
+    block = token_logprobs(*tokens)
+    return Reply(content="".join(token for token, _, _ in tokens), logprobs=block)
+
+
 def hang() -> Reply:
     """Return a reply that never comes (until the server stops)."""
     return Reply(hang=True)
@@ -104,6 +162,8 @@ class FakeModelServer:
         self.accepted_formats: set[str] = {"json_schema", "json_object", "none"}
         self.require_schema_with_json_object = False
         self.format_rejection_status = 400
+        # Refuse requests asking for log-probabilities (HTTP 400 naming them), as servers without them do.
+        self.refuse_logprobs = False
         # Write every answer in segments of this many bytes with a pause after each, as a slow LAN link
         # does (1,448 bytes is a TCP segment's payload on Ethernet); None writes each answer at once.
         self.segment_bytes: int | None = None
@@ -264,18 +324,19 @@ class FakeModelServer:
                 error_type=reply.error_type,
                 **reply.error_fields,
             )
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": reply.content},
+            "finish_reason": "stop",
+        }
+        if body.get("logprobs") and reply.logprobs is not None:
+            choice["logprobs"] = reply.logprobs
         return web.json_response(
             {
                 "id": "chatcmpl-test",
                 "object": "chat.completion",
                 "model": body.get("model"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": reply.content},
-                        "finish_reason": "stop",
-                    }
-                ],
+                "choices": [choice],
                 "usage": reply.usage or {"prompt_tokens": 100, "completion_tokens": 8, "total_tokens": 108},
             },
             headers=reply.headers,
@@ -296,6 +357,8 @@ class FakeModelServer:
                 500,
                 "image input is not supported - hint: if this is unexpected, you may need to provide the mmproj",
             )
+        if body.get("logprobs") and self.refuse_logprobs:
+            return _error_response(400, "logprobs is not supported by this server")
         response_format = body.get("response_format")
         kind = "none" if response_format is None else response_format.get("type")
         if kind == "json_object" and "schema" not in response_format and self.require_schema_with_json_object:

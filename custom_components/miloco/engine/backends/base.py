@@ -25,6 +25,8 @@ class VisionRequest:
     json_schema: Mapping[str, Any] | None = None
     max_tokens: int = 256
     thinking: bool = False
+    # How many alternatives per generated token to ask log-probabilities for; None asks for none.
+    logprobs: int | None = None
 
     def __post_init__(self) -> None:
         """Refuse labels that do not name every frame."""
@@ -62,6 +64,15 @@ class TokenUsage:
     completion_tokens: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token: its text, its log-probability (NaN: unknown), its likeliest alternatives (text → logprob)."""
+
+    text: str
+    logprob: float
+    top: Mapping[str, float] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VisionReply:
     """The model's raw reply text and what it cost."""
@@ -70,6 +81,8 @@ class VisionReply:
     model: str
     latency_s: float
     usage: TokenUsage = field(default_factory=TokenUsage)
+    # The generated tokens with their log-probabilities, when asked for and the server gave them.
+    tokens: tuple[TokenLogprob, ...] | None = None
 
 
 @dataclass(slots=True, kw_only=True)

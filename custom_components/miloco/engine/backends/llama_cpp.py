@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import concurrent.futures
 import contextlib
 import ctypes
-from dataclasses import asdict
+from dataclasses import asdict, replace
 import logging
 from pathlib import Path
 import re
@@ -30,6 +30,7 @@ from .errors import (
     RuntimeMissing,
     ServerError,
 )
+from .logprobs import tokens_from_body, top_logprobs_wanted
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -191,8 +192,14 @@ class LlamaCppBackend:
         n_ctx: int,
         timeout_s: float,
         seed: int = 0,
+        logprobs: bool = False,
     ) -> None:
-        """Remember the configuration; nothing is loaded until async_start."""
+        """Remember the configuration; nothing is loaded until async_start.
+
+        `logprobs` loads the model able to return token log-probabilities. llama-cpp-python then keeps the
+        logits of every position (n_ctx × vocabulary floats, about 2.5 GB for a 151,936-token vocabulary at
+        n_ctx 4096) and computes them for every prompt token, so it is off unless asked for.
+        """
         self._model_path = model_path
         self._mmproj_path = mmproj_path
         self._n_threads = n_threads
@@ -200,6 +207,7 @@ class LlamaCppBackend:
         # Public: the caller may change it between requests (e.g. after an options change).
         self.timeout_s = timeout_s
         self._seed = seed
+        self._logprobs = logprobs
         self._stats = BackendStats()
         # All llama calls happen on this one thread: the runtime is not thread-safe.
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -230,6 +238,11 @@ class LlamaCppBackend:
     def stats(self) -> BackendStats:
         """Return the running counters."""
         return self._stats
+
+    @property
+    def logprobs_support(self) -> str:
+        """Return 'accepted' when requests get token log-probabilities, else 'refused' (not loaded for them)."""
+        return "accepted" if self._logprobs else "refused"
 
     @property
     def loaded(self) -> bool:
@@ -365,6 +378,8 @@ class LlamaCppBackend:
                     # starves Home Assistant. None keeps llama-cpp-python's defaults.
                     n_threads=self._n_threads,
                     n_threads_batch=self._n_threads,
+                    # llama-cpp-python computes log-probabilities only from logits it kept for every position.
+                    logits_all=self._logprobs,
                 )
             except (ValueError, RuntimeError, OSError) as err:
                 reason = _native_reason("the file is not a model llama.cpp can load", self._paths)
@@ -408,6 +423,7 @@ class LlamaCppBackend:
             extra: dict[str, Any] = {}
             if request.json_schema is not None:
                 extra["response_format"] = {"type": "json_object", "schema": _plain(request.json_schema)}
+            extra.update(self._logprobs_arguments(request))
             started = time.monotonic()
             try:
                 with _stop_when_cancelled(llm, cancel):
@@ -429,7 +445,17 @@ class LlamaCppBackend:
             except (RuntimeError, OSError) as err:
                 raise ServerError(f"llama.cpp failed: {type(err).__name__}") from err
             latency = time.monotonic() - started
-        return _to_reply(result, self.model, latency)
+        reply = _to_reply(result, self.model, latency)
+        if "logprobs" in extra:
+            reply = replace(reply, tokens=tokens_from_body(result))
+        return reply
+
+    def _logprobs_arguments(self, request: VisionRequest) -> dict[str, Any]:
+        """Return create_chat_completion's log-probability arguments when asked and the model can give them."""
+        wanted = top_logprobs_wanted(request.logprobs)
+        if wanted is None or not self._logprobs:
+            return {}
+        return {"logprobs": True, "top_logprobs": wanted}
 
     def _unload(self) -> None:
         with _RUNTIME_LOCK:

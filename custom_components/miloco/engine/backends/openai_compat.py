@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Mapping
+import dataclasses
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 import json
@@ -52,6 +53,7 @@ from .errors import (
     ServerUnreachable,
     bounded_retry_after,
 )
+from .logprobs import tokens_from_body, top_logprobs_wanted
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -104,6 +106,10 @@ _CONTEXT_EXCEEDED = re.compile(
     r"|input is too large|prompt is too long|too many (?:input )?tokens",
     re.IGNORECASE,
 )
+# How servers refuse log-probabilities: llama-cpp-python's server with a model loaded without logits_all
+# ("logprobs is not supported for models created with logits_all=False", HTTP 500), OpenAI-style 400s naming
+# `logprobs` or `top_logprobs`.
+_LOGPROBS_REFUSED = re.compile(r"logprobs|log_probs|logits_all", re.IGNORECASE)
 _MODEL_MISSING = re.compile(
     r"model\b.{0,80}\b(?:not found|does not exist|not loaded|unknown)|unknown model|no such model",
     re.IGNORECASE | re.DOTALL,
@@ -218,6 +224,11 @@ class OpenAICompatBackend:
         self._format_retry_at = 0.0
         self._closed = False
         self._stats = BackendStats()
+        # None until a request asked for log-probabilities; then whether the server gave them. A refusal is
+        # tried again after a while, as the structured-output step-down is (the wait doubling each time).
+        self._logprobs_accepted: bool | None = None
+        self._logprobs_retry_s = self._format_retry_first_s
+        self._logprobs_retry_at = 0.0
 
     @property
     def model(self) -> str:
@@ -243,6 +254,13 @@ class OpenAICompatBackend:
     def timeout_s(self) -> float:
         """Return the longest a call may take, retries included."""
         return self._timeout_s
+
+    @property
+    def logprobs_support(self) -> str:
+        """Return whether this server returns log-probabilities: 'untried', 'accepted' or 'refused'."""
+        if self._logprobs_accepted is None:
+            return "untried"
+        return "accepted" if self._logprobs_accepted else "refused"
 
     async def async_start(self) -> None:
         """Check that the server answers (and accepts our key) before the entry is set up."""
@@ -288,14 +306,55 @@ class OpenAICompatBackend:
     async def _complete(self, request: VisionRequest) -> VisionReply:
         """Ask the server within this call's timeout and read its reply."""
         started = time.monotonic()
-        body = await self._complete_with_format_fallback(request, started + self._timeout_s)
-        return reply_from_body(body, default_model=self._model, started=started)
+        body, asked_logprobs = await self._complete_with_logprobs_fallback(request, started + self._timeout_s)
+        reply = reply_from_body(body, default_model=self._model, started=started)
+        if not asked_logprobs:
+            return reply
+        return dataclasses.replace(reply, tokens=tokens_from_body(body))
 
-    async def _complete_with_format_fallback(self, request: VisionRequest, deadline: float) -> Any:
+    async def _complete_with_logprobs_fallback(
+        self, request: VisionRequest, deadline: float
+    ) -> tuple[Any, bool]:
+        """Post the request with log-probabilities when asked and not known refused; without, once refused.
+
+        Returns the body and whether it was asked with log-probabilities.
+        """
+        wanted = top_logprobs_wanted(request.logprobs)
+        refused = self._logprobs_accepted is False and time.monotonic() < self._logprobs_retry_at
+        if wanted is None or refused:
+            return await self._complete_with_format_fallback(request, deadline), False
+        try:
+            body = await self._complete_with_format_fallback(request, deadline, logprobs=wanted)
+        except _LogprobsRejected as err:
+            # Log-probabilities are an extra: a server without them answers as before.
+            self._logprobs_refused(err)
+            return await self._complete_with_format_fallback(request, deadline), False
+        if self._logprobs_accepted is not True:
+            self._logprobs_accepted = True
+            self._logprobs_retry_s = self._format_retry_first_s
+        return body, True
+
+    def _logprobs_refused(self, err: BackendError) -> None:
+        """Stop asking for log-probabilities for a while; each refusal of a retry doubles the wait."""
+        if self._logprobs_accepted is False:
+            self._logprobs_retry_s = min(self._logprobs_retry_s * 2, _FORMAT_RETRY_MAX_S)
+        self._logprobs_accepted = False
+        self._logprobs_retry_at = time.monotonic() + self._logprobs_retry_s
+        _LOGGER.info(
+            "Server at %s refused log-probabilities (%s); asking again in %.0f s",
+            self._base_url,
+            err,
+            self._logprobs_retry_s,
+        )
+
+    async def _complete_with_format_fallback(
+        self, request: VisionRequest, deadline: float, *, logprobs: int | None = None
+    ) -> Any:
         """Post the request, stepping down the structured-output ladder when the server refuses a form."""
         level = self._first_format_level() if request.json_schema is not None else FORMAT_NONE
         while True:
             payload, frames = self._build_payload(request, level)
+            _ask_logprobs(payload, logprobs)
             if _body_bytes(request) <= INLINE_FRAME_BYTES:
                 # A check's window at its planned sizes: encoding it costs less than an executor round trip.
                 data = _encode_payload(payload, frames)
@@ -479,8 +538,8 @@ class OpenAICompatBackend:
             return ModelNotFound(f"the server does not serve model {self._model!r} (HTTP {status})")
         if status == 413 or _CONTEXT_EXCEEDED.search(text):
             return RequestTooLarge(f"the request is too large for the model (HTTP {status}): {excerpt}")
-        if formatted and (status in (400, 422) or status >= 500) and _FORMAT_REFUSED.search(text):
-            return _FormatRejected(excerpt)
+        if status in (400, 422) or status >= 500:
+            return _optional_part_refused(status, text, excerpt, formatted=formatted)
         return None
 
     def _decode_json(self, raw: bytes) -> Any:
@@ -513,6 +572,21 @@ class _FormatRejected(BackendError):
     reason = "server_error"
 
 
+def _optional_part_refused(status: int, text: str, excerpt: str, *, formatted: bool) -> BackendError | None:
+    """Return the refusal of a part of the request we can do without: log-probabilities, then the format."""
+    # Log-probabilities first: when a server names both, dropping them costs less than structured output.
+    if _LOGPROBS_REFUSED.search(text):
+        # Worded as any refusal: to a request that did not ask for them, it is just that.
+        return _LogprobsRejected(f"the server refused the request (HTTP {status}): {excerpt}")
+    if formatted and _FORMAT_REFUSED.search(text):
+        return _FormatRejected(excerpt)
+    return None
+
+
+class _LogprobsRejected(RequestRejected):
+    """The server refused to return log-probabilities (a RequestRejected wherever they were not asked)."""
+
+
 class _Dropped(CannotConnect):
     """The connection closed before any byte of a reply arrived; one more attempt at once may work."""
 
@@ -530,6 +604,13 @@ async def _read_to_end(resp: aiohttp.ClientResponse, limit: int, *, truncate: bo
                 return bytes(body[:limit])
             raise BadReply(f"the reply is larger than {limit} bytes")
     return bytes(body)
+
+
+def _ask_logprobs(payload: dict[str, Any], top_logprobs: int | None) -> None:
+    """Ask for each generated token's log-probability and its top alternatives (OpenAI's parameters)."""
+    if top_logprobs is not None:
+        payload["logprobs"] = True
+        payload["top_logprobs"] = top_logprobs
 
 
 def reply_from_body(body: Any, *, default_model: str, started: float) -> VisionReply:

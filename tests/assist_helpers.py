@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
@@ -11,6 +12,9 @@ from homeassistant.helpers import area_registry as ar, entity_registry as er, ll
 from homeassistant.setup import async_setup_component
 
 from custom_components.miloco.llm_api import API_ID
+
+from .model_server import FakeModelServer, Reply
+from .perception_helpers import answer
 
 
 def llm_context() -> llm.LLMContext:
@@ -50,3 +54,19 @@ async def async_expose(hass: HomeAssistant, *entity_ids: str, area: str | None =
         async_expose_entity(hass, "conversation", entity_id, True)
         if area_id is not None:
             er.async_get(hass).async_update_entity(entity_id, area_id=area_id)
+
+
+def answer_question(server: FakeModelServer, question: str, text: str) -> None:
+    """Have the model answer `text` to the question, and the live checks as a quiet room."""
+
+    def respond(body: dict[str, Any]) -> Reply:
+        if question in json.dumps(body["messages"]):
+            return Reply(content=json.dumps({"answer": text}))
+        return answer(person=False)
+
+    server.responder = respond
+
+
+def asked_about(server: FakeModelServer, question: str) -> list[dict[str, Any]]:
+    """Return the chat requests that asked the question."""
+    return [body for body in server.chat_requests if question in json.dumps(body["messages"])]

@@ -16,6 +16,7 @@ from typing import Any
 from homeassistant.components import conversation
 from homeassistant.components.ollama.config_flow import OllamaConfigFlow
 from homeassistant.core import Context, HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -89,7 +90,9 @@ async def test_an_ollama_agent_answers_with_what_miloco_saw(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     (agent,) = [
-        entity_id for entity_id in hass.states.async_entity_ids("conversation") if "ollama" in entity_id
+        registered.entity_id
+        for registered in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+        if registered.domain == "conversation"
     ]
 
     result = await conversation.async_converse(

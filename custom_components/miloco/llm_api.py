@@ -151,7 +151,11 @@ class LookTool(_MilocoTool):
         cameras = resolve_cameras(hass, arguments.get("camera"), arguments.get("area"))
         spec = QuestionSpec(question=arguments["question"], json_schema=ANSWER_SCHEMA)
         answers = [await _async_look(hass, camera, spec) for camera in cameras[:MAX_LOOK_CAMERAS]]
-        return _tool_result({"answers": answers})
+        data: dict[str, Any] = {"answers": answers}
+        if skipped := [camera.entity_id for camera in cameras[MAX_LOOK_CAMERAS:]]:
+            # Said, so the agent can ask about them one by one instead of believing it saw the whole area.
+            data["not_looked_at"] = skipped
+        return _tool_result(data)
 
 
 async def _async_look(hass: HomeAssistant, camera: OfferedCamera, spec: QuestionSpec) -> dict[str, Any]:

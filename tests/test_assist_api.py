@@ -87,6 +87,11 @@ async def test_an_unexposed_camera_is_refused_without_asking_the_model(
     with pytest.raises(HomeAssistantError) as refused:
         await async_call(hass, "look", area="Cellar", question="Anyone there?")
     assert refused.value.translation_key == "no_camera_in_area"
+    # Two cameras are exposed: a look that names none asks the agent to choose, listing only those two.
+    with pytest.raises(HomeAssistantError) as refused:
+        await async_call(hass, "look", question="Anyone there?")
+    assert refused.value.translation_key == "name_a_camera"
+    assert "Front door, Garage" in str(refused.value)
     assert len(model_server.chat_requests) == asked
 
 

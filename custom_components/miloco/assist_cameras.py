@@ -65,10 +65,13 @@ def offered_cameras(hass: HomeAssistant) -> list[OfferedCamera]:
     ]
 
 
-def resolve_cameras(hass: HomeAssistant, camera: str | None, area: str | None) -> list[OfferedCamera]:
-    """Return the offered cameras a tool call names: one camera, an area's, or all of them.
+def resolve_cameras(
+    hass: HomeAssistant, camera: str | None, area: str | None, *, all_when_unnamed: bool = True
+) -> list[OfferedCamera]:
+    """Return the offered cameras a tool call names: one camera, an area's, or (unnamed) all of them.
 
-    A camera that exists but is not exposed is refused; so is an area without an exposed camera.
+    A camera that exists but is not exposed is refused; so is an area without an exposed camera. Without
+    `all_when_unnamed`, naming nothing is refused unless only one camera is offered.
     """
     offered = offered_cameras(hass)
     if camera:
@@ -89,6 +92,8 @@ def resolve_cameras(hass: HomeAssistant, camera: str | None, area: str | None) -
         return in_area
     if not offered:
         raise _error("no_exposed_camera")
+    if not all_when_unnamed and len(offered) > 1:
+        raise _error("name_a_camera", cameras=", ".join(candidate.name for candidate in offered))
     return offered
 
 

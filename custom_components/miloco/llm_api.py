@@ -148,7 +148,10 @@ class LookTool(_MilocoTool):
     ) -> Any:
         """Ask each named camera the question through the one question path; keep the frame it looked at."""
         arguments = self.checked(tool_input.tool_args)
-        cameras = resolve_cameras(hass, arguments.get("camera"), arguments.get("area"))
+        # Looking costs model time: with several cameras, the agent must say which one it means.
+        cameras = resolve_cameras(
+            hass, arguments.get("camera"), arguments.get("area"), all_when_unnamed=False
+        )
         spec = QuestionSpec(question=arguments["question"], json_schema=ANSWER_SCHEMA)
         answers = [await _async_look(hass, camera, spec) for camera in cameras[:MAX_LOOK_CAMERAS]]
         data: dict[str, Any] = {"answers": answers}

@@ -14,7 +14,7 @@ from homeassistant.util import dt as dt_util
 import pytest
 
 from custom_components.miloco import llm_api
-from custom_components.miloco.detections import DATA_DETECTIONS, Detection, DetectionRecord
+from custom_components.miloco.detections import DATA_DETECTIONS, Detection, DetectionRecord, detection_of
 from custom_components.miloco.llm_api import MAX_MINUTES
 
 from .assist_helpers import answer_question, asked_about, async_api, async_call, async_expose
@@ -226,3 +226,22 @@ def test_the_record_is_bounded_and_reads_back_by_time_camera_and_kind() -> None:
     assert [detection.time.minute for detection in kept] == [7, 6, 5, 4, 3]
     assert [d.time.minute for d in record.since(start + timedelta(minutes=5), [FRONT])] == [6, 5]
     assert [d.time.minute for d in record.since(start, [FRONT], "gesture")] == [5, 3]
+
+
+def test_each_miloco_event_becomes_its_detection() -> None:
+    now = dt_util.utcnow()
+    base = {"device_id": "d", "camera_entity_id": FRONT}
+    frame = {"key_frame_entity_id": FRONT_IMAGE, "key_frame_path": "/media/miloco/front_door/x.jpg"}
+    rule = detection_of(
+        {**base, "type": "rule_triggered", "rule": "Wave for light", "reason": "a wave", **frame}, now
+    )
+    assert rule is not None
+    assert (rule.kind, rule.label, rule.reason, rule.key_frame) == ("rule", "Wave for light", "a wave", frame)
+    started = detection_of({**base, "type": "activity_started", "activity": "reading"}, now)
+    assert started is not None
+    assert (started.kind, started.label, started.phase) == ("activity", "reading", "started")
+    ended = detection_of({**base, "type": "presence_ended"}, now)
+    assert ended is not None
+    assert (ended.kind, ended.label, ended.phase) == ("presence", "person", "ended")
+    assert detection_of({**base, "type": "something_new"}, now) is None
+    assert detection_of({"type": "gesture", "gesture": "wave"}, now) is None

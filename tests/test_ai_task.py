@@ -165,10 +165,11 @@ async def test_a_media_png_is_sent_as_a_jpeg(
         assert red > 150 > green
 
 
-async def test_a_video_attachment_is_refused_before_the_model_is_asked(
+async def test_an_unreadable_video_or_a_text_is_refused_before_the_model_is_asked(
     hass: HomeAssistant, entity_id: str, model_server: FakeModelServer, media: Path
 ) -> None:
     await hass.async_add_executor_job((media / "clip.mp4").write_bytes, b"\x00\x00\x00\x18ftypmp42")
+    await hass.async_add_executor_job((media / "notes.txt").write_text, "not a picture")
     with pytest.raises(HomeAssistantError) as raised:
         await _generate(
             hass,
@@ -181,8 +182,21 @@ async def test_a_video_attachment_is_refused_before_the_model_is_asked(
                 }
             ],
         )
+    assert raised.value.translation_key == "video_unreadable"
+    with pytest.raises(HomeAssistantError) as raised:
+        await _generate(
+            hass,
+            entity_id,
+            instructions="What is it?",
+            attachments=[
+                {
+                    "media_content_id": "media-source://media_source/local/notes.txt",
+                    "media_content_type": "text/plain",
+                }
+            ],
+        )
     assert raised.value.translation_key == "unsupported_attachment"
-    assert "video/mp4" in str(raised.value)
+    assert "text/plain" in str(raised.value)
     assert model_server.chat_requests == []
 
 

@@ -22,9 +22,11 @@ from .const import (
     LLAMA_CPP_INSTALL_HINT,
     LOGGER,
 )
+from .detections import async_track_detections
 from .engine.backends.errors import BackendError, InvalidAuth, ModelLoadError
 from .flow_checks import async_check_model_files
 from .health import backend_issue_id
+from .llm_api import async_register_llm_api
 from .reasons import reason_text
 from .runtime import MilocoConfigEntry, async_apply_subentry_changes, async_create_runtime
 from .server_keys import follow_refused_keys
@@ -45,8 +47,10 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the service actions (once, whatever the number of entries)."""
+    """Register the service actions and the LLM API (once, whatever the number of entries)."""
     async_register_services(hass)
+    # One API for every entry, kept across reloads, so a conversation agent's choice of it stays valid.
+    async_register_llm_api(hass)
     return True
 
 
@@ -87,6 +91,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> bo
         # loaded with nothing left to free it.
         await backend.async_close()
         raise
+    # Assist's recent detections: a bounded record of the entry's bus events, from before the first frame.
+    entry.async_on_unload(
+        async_track_detections(hass, entry.entry_id, lambda camera: runtime.watcher_for(camera) is not None)
+    )
     # Entities exist before the first frame, so no early detection is lost.
     for watcher in runtime.watchers.values():
         watcher.async_start()

@@ -11,6 +11,7 @@ nothing on older releases imports this module.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import importlib
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,8 +29,10 @@ from .const import DOMAIN, SUBENTRY_AI_TASK
 from .engine.answers import ANSWER_SCHEMA, MAX_QUESTION_CHARS, readable_schema
 from .engine.check import NamedImage
 from .engine.prompt import QuestionSpec
+from .engine.video_clip import VideoClipError, clip_from_video
+from .engine.window import DEFAULT_FPS, DEFAULT_FRAMES_PER_CHECK, Frame
 from .entity import service_device
-from .questions import async_ask_images
+from .questions import async_ask_clip, async_ask_images
 from .runtime import MilocoConfigEntry, MilocoRuntime
 from .settings import WINDOW_FRAMES
 
@@ -41,6 +44,14 @@ MAX_ATTACHMENT_BYTES: Final = 20 * 1024 * 1024
 MAX_ATTACHMENTS: Final = int(WINDOW_FRAMES.maximum)
 # An image's name in the prompt: its source's last path segment, cut to a sensible length.
 MAX_NAME_CHARS: Final = 100
+# A video becomes a window as long as a camera's default one (the model was tuned on such clips).
+CLIP_FRAMES: Final = DEFAULT_FRAMES_PER_CHECK
+# The chat log's system content rides with the instructions as context, at most this long.
+MAX_CONTEXT_CHARS: Final = 1000
+# Home Assistant's generic AI Task system prompt tells a vision model nothing: left out of the context.
+GENERIC_SYSTEM_PROMPT: Final = getattr(
+    importlib.import_module("homeassistant.components.ai_task.const"), "DEFAULT_SYSTEM_PROMPT", ""
+)
 
 
 async def async_setup_entry(
@@ -85,15 +96,48 @@ class MilocoAITaskEntity(ai_task.AITaskEntity):
                 translation_placeholders={"max": str(MAX_QUESTION_CHARS)},
             )
         schema = reply_schema(task.structure) if task.structure is not None else ANSWER_SCHEMA
-        images = await self._async_images(task.attachments or [])
-        spec = QuestionSpec(question=instructions, json_schema=schema)
-        answer = await async_ask_images(self.hass, self._entry.runtime_data, spec, images, self._budget)
+        question = with_context(instructions, chat_log)
+        attachments = task.attachments or []
+        runtime = self._entry.runtime_data
+        if any(_is_video(attachment) for attachment in attachments):
+            clip = await self._async_clip(runtime, attachments)
+            spec = QuestionSpec(question=question, json_schema=schema, fps=clip_rate(clip))
+            answer = await async_ask_clip(self.hass, runtime, spec, clip, self._budget)
+        else:
+            images = await self._async_images(attachments)
+            spec = QuestionSpec(question=question, json_schema=schema)
+            answer = await async_ask_images(self.hass, runtime, spec, images, self._budget)
         parsed = answer.structured or {}
         data: Any = parsed if task.structure is not None else parsed.get("answer")
         chat_log.async_add_assistant_content_without_tools(
             conversation.AssistantContent(agent_id=self.entity_id or "", content=answer.replies[-1])
         )
         return ai_task.GenDataTaskResult(conversation_id=chat_log.conversation_id, data=data)
+
+    async def _async_clip(
+        self, runtime: MilocoRuntime, attachments: Sequence[conversation.Attachment]
+    ) -> list[Frame]:
+        """Return the one video attachment as a clip: a window of frames spread over it, oldest first."""
+        if len(attachments) != 1:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="video_with_other_attachments"
+            )
+        try:
+            (data,) = await self.hass.async_add_executor_job(_read, [attachments[0].path])
+        except (OSError, ValueError) as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="attachment_unreadable"
+            ) from err
+        try:
+            # Decoding is CPU work: off the event loop, within the entry's cap on image jobs.
+            async with runtime.cpu_slots:
+                return await self.hass.async_add_executor_job(clip_from_video, data, CLIP_FRAMES)
+        except VideoClipError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="video_unreadable",
+                translation_placeholders={"reason": err.reason},
+            ) from err
 
     async def _async_images(self, attachments: Sequence[conversation.Attachment]) -> list[NamedImage]:
         """Return the attachments' images as read, each named by its source; sized later, within the slot."""
@@ -123,6 +167,36 @@ class MilocoAITaskEntity(ai_task.AITaskEntity):
             NamedImage(_name(attachment), data)
             for attachment, data in zip(attachments, contents, strict=True)
         ]
+
+
+def _is_video(attachment: conversation.Attachment) -> bool:
+    """Return whether an attachment is a video clip (MP4, WebM, ...)."""
+    return str(attachment.mime_type).startswith("video/")
+
+
+def clip_rate(clip: Sequence[Frame]) -> float:
+    """Return the clip's frames per second as the prompt states it: its frames spread over its span."""
+    span = clip[-1].timestamp - clip[0].timestamp if clip else 0.0
+    if len(clip) < 2 or span <= 0:
+        return DEFAULT_FPS
+    return (len(clip) - 1) / span
+
+
+def with_context(instructions: str, chat_log: conversation.ChatLog) -> str:
+    """Return the instructions with the chat log's system content as context (capped), when it adds any.
+
+    Home Assistant puts the task's system prompt there: its generic AI Task line, the current date and time,
+    the prompt of an LLM API the caller gave and a conversation's extra system prompt.
+    """
+    parts = [
+        str(content.content or "")
+        for content in chat_log.content
+        if isinstance(content, conversation.SystemContent)
+    ]
+    context = "\n".join(parts).replace(GENERIC_SYSTEM_PROMPT, "").strip()[:MAX_CONTEXT_CHARS]
+    if not context:
+        return instructions
+    return f"{instructions}\n\nContext from Home Assistant:\n{context}"
 
 
 def _read(paths: Sequence[Path]) -> list[bytes]:

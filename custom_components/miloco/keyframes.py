@@ -100,20 +100,21 @@ class KeyFrames:
         """Make the last check's newest frame the key frame; return where it can be fetched, for the event."""
         if self._check_frame is None:
             return {}
+        return self.record_image(label, self._check_frame)
+
+    @callback
+    def record_image(self, label: str, image: bytes) -> dict[str, str]:
+        """Make `image` the key frame (a person's question looked at it); return where it can be fetched."""
         now = dt_util.utcnow()
-        content_type = content_type_of(self._check_frame)
+        content_type = content_type_of(image)
         path = None
         if self.folder is not None:
             name = f"{now.strftime(SAVED_TIME_FORMAT)}-{slugify(label) or 'detection'}"
             path = self.folder / f"{name}.{EXTENSIONS[content_type]}"
-        self.current = KeyFrame(
-            image=self._check_frame, content_type=content_type, label=label, taken_at=now, path=path
-        )
+        self.current = KeyFrame(image=image, content_type=content_type, label=label, taken_at=now, path=path)
         self._listeners()
         if path is not None:
-            self._start_task(
-                self._async_save(path, self._check_frame), f"miloco save key frame {self.camera_entity_id}"
-            )
+            self._start_task(self._async_save(path, image), f"miloco save key frame {self.camera_entity_id}")
         return self.reference()
 
     async def _async_save(self, path: Path, image: bytes) -> None:

@@ -1,4 +1,4 @@
-"""People's questions to the model (the services, AI Task): one slot policy, one path, translated errors.
+"""People's questions to the model (the services, AI Task, Assist): one slot policy, one path, translated errors.
 
 A camera's live check skips when the model is busy; a person's question waits for the next free slot, ahead
 of waiting cameras (engine/scheduling.py bounds how far), for at most the entry's model timeout.
@@ -98,11 +98,26 @@ async def async_ask(
     The frames are the watcher's current window, or one snapshot of a camera nobody watches (taken before
     a slot is held). Errors come back translated.
     """
+    answer, _newest = await async_ask_showing(hass, runtime, camera_entity_id, spec, wait_s=wait_s)
+    return answer
+
+
+async def async_ask_showing(
+    hass: HomeAssistant,
+    runtime: MilocoRuntime,
+    camera_entity_id: str,
+    spec: CheckSpec | QuestionSpec,
+    *,
+    wait_s: float | None = None,
+) -> tuple[Answer, bytes]:
+    """Ask as async_ask does; return the answer and the newest frame it looked at (the key frame to keep)."""
     config = camera_settings(runtime, camera_entity_id)
     frames = await _async_latest_frames(hass, runtime, config)
+    newest = frames[-1]
     async with person_slot(runtime, wait_s):
         with translated_errors(hass, camera=camera_entity_id):
-            return await async_ask_holding_slot(runtime.backend, runtime.cpu_slots, config, spec, frames)
+            answer = await async_ask_holding_slot(runtime.backend, runtime.cpu_slots, config, spec, frames)
+    return answer, newest.jpeg if isinstance(newest, Frame) else newest
 
 
 async def async_ask_images(
@@ -123,6 +138,22 @@ async def async_ask_images(
                 plan=plan,
                 per_condition=False,
                 cpu_slots=runtime.cpu_slots,
+            )
+
+
+async def async_ask_clip(
+    hass: HomeAssistant,
+    runtime: MilocoRuntime,
+    spec: QuestionSpec,
+    clip: Sequence[Frame],
+    budget: int,
+) -> Answer:
+    """Ask a person's question about a clip (a video's frames, oldest first) within an image-token budget."""
+    plan = FramePlan(frames=max(1, len(clip)), budget=budget)
+    async with person_slot(runtime):
+        with translated_errors(hass):
+            return await ask(
+                runtime.backend, spec, clip, plan=plan, per_condition=False, cpu_slots=runtime.cpu_slots
             )
 
 

@@ -1,0 +1,179 @@
+"""A bounded in-memory record of an entry's detections (its miloco_event bus events), for Assist to read back."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.util import dt as dt_util
+from homeassistant.util.hass_dict import HassKey
+
+from .const import EVENT_MILOCO
+from .keyframes import ATTR_KEY_FRAME_ENTITY, ATTR_KEY_FRAME_MEDIA_ID, ATTR_KEY_FRAME_PATH, ATTR_KEY_FRAME_URL
+
+# A busy home fires a few events a minute; this keeps hours of them and never grows past it.
+MAX_DETECTIONS: Final = 500
+KIND_GESTURE: Final = "gesture"
+KIND_ACTIVITY: Final = "activity"
+KIND_PRESENCE: Final = "presence"
+KIND_RULE: Final = "rule"
+KINDS: Final = (KIND_GESTURE, KIND_ACTIVITY, KIND_PRESENCE, KIND_RULE)
+KEY_FRAME_FIELDS: Final = (
+    ATTR_KEY_FRAME_ENTITY,
+    ATTR_KEY_FRAME_PATH,
+    ATTR_KEY_FRAME_MEDIA_ID,
+    ATTR_KEY_FRAME_URL,
+)
+
+# Each loaded entry's record, by entry id: added on entry setup, removed on unload.
+DATA_DETECTIONS: HassKey[dict[str, DetectionRecord]] = HassKey("miloco_detections")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Detection:
+    """One thing a camera saw: when, what kind, what, and where its key frame is (when it has one)."""
+
+    time: datetime
+    camera_entity_id: str
+    kind: str
+    label: str
+    # "started" or "ended" for activities and presence; None for momentary things (gestures, rules).
+    phase: str | None = None
+    reason: str | None = None
+    key_frame: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self, now: datetime) -> dict[str, Any]:
+        """Return the detection as a tool's answer gives it (the time also as minutes ago)."""
+        data: dict[str, Any] = {
+            "time": dt_util.as_local(self.time).isoformat(timespec="seconds"),
+            "minutes_ago": round((now - self.time).total_seconds() / 60, 1),
+            "camera": self.camera_entity_id,
+            "kind": self.kind,
+            "label": self.label,
+        }
+        if self.phase is not None:
+            data["phase"] = self.phase
+        if self.reason:
+            data["reason"] = self.reason
+        if self.key_frame:
+            data["key_frame"] = dict(self.key_frame)
+        return data
+
+
+def detection_of(data: dict[str, Any], time: datetime) -> Detection | None:
+    """Return the detection a miloco_event describes, or None for an event type that is not one."""
+    camera = data.get("camera_entity_id")
+    event_type = str(data.get("type", ""))
+    if not isinstance(camera, str):
+        return None
+    key_frame = {key: str(data[key]) for key in KEY_FRAME_FIELDS if data.get(key)}
+    if event_type == "gesture":
+        return Detection(
+            time=time,
+            camera_entity_id=camera,
+            kind=KIND_GESTURE,
+            label=str(data.get("gesture")),
+            key_frame=key_frame,
+        )
+    if event_type == "rule_triggered":
+        return Detection(
+            time=time,
+            camera_entity_id=camera,
+            kind=KIND_RULE,
+            label=str(data.get("rule")),
+            reason=data.get("reason") if isinstance(data.get("reason"), str) else None,
+            key_frame=key_frame,
+        )
+    kind, _, phase = event_type.rpartition("_")
+    if kind == KIND_PRESENCE and phase in ("started", "ended"):
+        return Detection(time=time, camera_entity_id=camera, kind=KIND_PRESENCE, label="person", phase=phase)
+    if kind == KIND_ACTIVITY and phase in ("started", "ended"):
+        return Detection(
+            time=time,
+            camera_entity_id=camera,
+            kind=KIND_ACTIVITY,
+            label=str(data.get("activity")),
+            phase=phase,
+        )
+    return None
+
+
+class DetectionRecord:
+    """The newest detections of one entry, oldest first, at most `maxlen` of them."""
+
+    def __init__(self, maxlen: int = MAX_DETECTIONS) -> None:
+        """Start empty."""
+        self._detections: deque[Detection] = deque(maxlen=maxlen)
+
+    @callback
+    def add(self, detection: Detection) -> None:
+        """Remember a detection; the oldest goes once the record is full."""
+        self._detections.append(detection)
+
+    def since(self, start: datetime, cameras: Iterable[str], kind: str | None = None) -> list[Detection]:
+        """Return the detections of the cameras (of one kind, or all) from `start` on, newest first."""
+        wanted = set(cameras)
+        return [
+            detection
+            for detection in reversed(self._detections)
+            if detection.time >= start
+            and detection.camera_entity_id in wanted
+            and (kind is None or detection.kind == kind)
+        ]
+
+
+def recent_detections(
+    hass: HomeAssistant, cameras: Iterable[str], minutes: float, kind: str | None, now: datetime
+) -> list[Detection]:
+    """Return every loaded entry's detections of the cameras within the last `minutes`, newest first."""
+    start = now - timedelta(minutes=minutes)
+    cameras = list(cameras)
+    found = [
+        detection
+        for record in hass.data.get(DATA_DETECTIONS, {}).values()
+        for detection in record.since(start, cameras, kind)
+    ]
+    return sorted(found, key=lambda detection: detection.time, reverse=True)
+
+
+@callback
+def async_track_detections(
+    hass: HomeAssistant, entry_id: str, watches: Callable[[str], bool]
+) -> CALLBACK_TYPE:
+    """Record the entry's miloco_event events from now on; return the stop (call it on unload).
+
+    An event is the entry's when its device belongs to the entry or, without a device, when the entry
+    `watches` its camera.
+    """
+    record = DetectionRecord()
+    hass.data.setdefault(DATA_DETECTIONS, {})[entry_id] = record
+    devices = dr.async_get(hass)
+
+    def is_ours(data: dict[str, Any]) -> bool:
+        device_id = data.get("device_id")
+        if isinstance(device_id, str) and (device := devices.async_get(device_id)) is not None:
+            return entry_id in device.config_entries
+        camera = data.get("camera_entity_id")
+        return isinstance(camera, str) and watches(camera)
+
+    @callback
+    def listener(event: Event[dict[str, Any]]) -> None:
+        data = dict(event.data)
+        if is_ours(data) and (detection := detection_of(data, event.time_fired)) is not None:
+            record.add(detection)
+
+    stop_listening = hass.bus.async_listen(EVENT_MILOCO, listener)
+
+    @callback
+    def stop() -> None:
+        stop_listening()
+        records = hass.data.get(DATA_DETECTIONS, {})
+        if records.get(entry_id) is record:
+            del records[entry_id]
+
+    return stop

@@ -6,7 +6,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
@@ -28,6 +27,7 @@ from .engine.backends.failover import FailoverBackend
 from .engine.backends.llama_cpp import LlamaCppBackend
 from .engine.backends.openai_compat import OpenAICompatBackend
 from .engine.scheduling import FairLimiter
+from .runtime import MilocoConfigEntry
 from .settings import CONTEXT_SIZE, EMBEDDED_TIMEOUT, MAX_CONCURRENT, REMOTE_TIMEOUT, THREADS, stored_value
 
 
@@ -58,7 +58,7 @@ def fallback_server_data(data: Mapping[str, Any], fallback: Mapping[str, Any]) -
     }
 
 
-def create_backend(hass: HomeAssistant, entry: ConfigEntry[Any]) -> VisionBackend:
+def create_backend(hass: HomeAssistant, entry: MilocoConfigEntry) -> VisionBackend:
     """Return the (not yet started) backend for an entry: one server, or the first with its fallbacks."""
     data = entry.data
     if data[CONF_BACKEND] == BACKEND_EMBEDDED:

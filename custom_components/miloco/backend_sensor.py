@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components.sensor import SensorEntity, SensorEntityDescription
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EntityCategory
 
 from .engine.backends.failover import FailoverBackend, ServerStatus
 from .entity import MilocoEntity
+from .runtime import MilocoConfigEntry
 
 # States longer than this are refused by Home Assistant; a URL can be longer.
 MAX_STATE_LENGTH = 255
@@ -21,7 +21,7 @@ ACTIVE_SERVER = SensorEntityDescription(
 )
 
 
-def backend_sensors(entry: ConfigEntry[Any], backend: object) -> list[SensorEntity]:
+def backend_sensors(entry: MilocoConfigEntry, backend: object) -> list[SensorEntity]:
     """Return the entry-level sensors of the backend: the active server, when there are fallbacks."""
     if isinstance(backend, FailoverBackend):
         return [ActiveServerSensor(entry, backend)]
@@ -33,7 +33,7 @@ class ActiveServerSensor(MilocoEntity, SensorEntity):
 
     entity_description: SensorEntityDescription
 
-    def __init__(self, entry: ConfigEntry[Any], backend: FailoverBackend) -> None:
+    def __init__(self, entry: MilocoConfigEntry, backend: FailoverBackend) -> None:
         """Put the sensor on the entry's own 'model server' device; written when the active server changes."""
         super().__init__(entry.entry_id, entry.title, "Model server", ACTIVE_SERVER, backend.add_listener)
         self._backend = backend

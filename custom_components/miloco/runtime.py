@@ -124,7 +124,7 @@ class MilocoRuntime:
 type MilocoConfigEntry = ConfigEntry[MilocoRuntime]
 
 
-def settings_snapshot(entry: ConfigEntry[Any]) -> dict[str, Any]:
+def settings_snapshot(entry: MilocoConfigEntry) -> dict[str, Any]:
     """Return what the runtime is built from, leaving out what changes live (a rule's enabled switch)."""
     return {
         subentry_id: (

@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.selector import TextSelectorType
@@ -24,6 +23,7 @@ from .engine.backends.failover import FailoverBackend
 from .engine.backends.openai_compat import redact_url
 from .flow_checks import async_list_remote_models
 from .form_fields import text_field
+from .runtime import MilocoConfigEntry
 from .settings import API_KEY_TEXT, TextSetting, form_errors
 
 
@@ -47,7 +47,7 @@ def server_name(data: Mapping[str, Any], index: int) -> str:
     return f"{index + 1} ({redact_url(server_settings(data)[index][CONF_URL])})"
 
 
-def _delete_key_issues(hass: HomeAssistant, entry: ConfigEntry[Any]) -> None:
+def _delete_key_issues(hass: HomeAssistant, entry: MilocoConfigEntry) -> None:
     """Delete the entry's 'refuses its key' repair issues (the running backend raises them anew)."""
     for index in range(len(server_settings(entry.data))):
         ir.async_delete_issue(hass, DOMAIN, key_issue_id(entry.entry_id, index))
@@ -55,7 +55,7 @@ def _delete_key_issues(hass: HomeAssistant, entry: ConfigEntry[Any]) -> None:
 
 @callback
 def follow_refused_keys(
-    hass: HomeAssistant, entry: ConfigEntry[Any], backend: VisionBackend
+    hass: HomeAssistant, entry: MilocoConfigEntry, backend: VisionBackend
 ) -> Callable[[], None]:
     """Raise a repair issue naming each server that refuses its key and start the reauth flow (once).
 
@@ -107,7 +107,7 @@ def follow_refused_keys(
 
 
 @callback
-def refused_servers(hass: HomeAssistant, entry: ConfigEntry[Any]) -> list[int]:
+def refused_servers(hass: HomeAssistant, entry: MilocoConfigEntry) -> list[int]:
     """Return the servers that refuse their key, as the repair issues say; all of them when none is raised.
 
     No issue is raised when setup failed because every server refused its key (or the entry has one server).

@@ -19,12 +19,15 @@ class GatedModelServer(FakeModelServer):
         super().__init__()
         self._gate: asyncio.Event | None = None
         self._held_answer: Callable[[dict[str, Any]], Reply] | None = None
+        # Which requests the closed gate holds (all when None); the others are answered at once.
+        self._holds: Callable[[dict[str, Any]], bool] | None = None
         # The bodies of the requests held now.
         self.held: list[dict[str, Any]] = []
 
-    def close_gate(self) -> None:
-        """Hold every chat request from now on until open_gate()."""
+    def close_gate(self, holds: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """Hold every chat request from now on until open_gate(), or only those `holds` picks."""
         self._gate = asyncio.Event()
+        self._holds = holds
 
     def open_gate(self, answer: Callable[[dict[str, Any]], Reply] | None = None) -> None:
         """Let the held requests through; `answer` decides their replies (the usual replies otherwise)."""
@@ -38,6 +41,8 @@ class GatedModelServer(FakeModelServer):
             return await super()._answer_chat(request)
         # aiohttp keeps the body it read: the server's own handler reads it again below.
         body = await request.json()
+        if self._holds is not None and not self._holds(body):
+            return await super()._answer_chat(request)
         self.held.append(body)
         try:
             await gate.wait()

@@ -63,9 +63,13 @@ class RestartableHomeAssistant(RealHomeAssistant):
         while not await self._api_answers():
             assert self.process is not None
             if self.process.poll() is not None:
-                raise AssertionError(f"Home Assistant exited with {self.process.returncode}:\n{self.log_tail()}")
+                raise AssertionError(
+                    f"Home Assistant exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
             if time.monotonic() > deadline:
-                raise AssertionError(f"Home Assistant did not answer within {within:.0f} s:\n{self.log_tail()}")
+                raise AssertionError(
+                    f"Home Assistant did not answer within {within:.0f} s:\n{self.log_tail()}"
+                )
             await asyncio.sleep(0.5)
         self._ws = await self._session.ws_connect(f"{self.url}/api/websocket")
         assert (await self._ws.receive_json())["type"] == "auth_required"

@@ -14,11 +14,12 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import llm
 from homeassistant.util import dt as dt_util
 
-from .assist_cameras import OfferedCamera, entry_for_camera, offered_cameras, resolve_cameras
+from .assist_cameras import OfferedCamera, offered_cameras, resolve_cameras
 from .const import DOMAIN
 from .detections import KINDS, recent_detections
 from .engine.answers import ANSWER_SCHEMA, MAX_QUESTION_CHARS
 from .engine.prompt import QuestionSpec
+from .entries import entry_for_camera
 from .entry_link import EntryLink
 from .keyframes import KeyFrames
 from .questions import async_ask_showing, default_wait_s

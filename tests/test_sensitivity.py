@@ -95,9 +95,7 @@ async def test_a_rule_at_80_percent_fires_at_p_0_9_and_not_at_0_7(
     presence = hass.states.get("binary_sensor.living_room_person")
     assert presence.state == STATE_OFF
     assert presence.attributes["probability"] == 0.6
-    assert hass.states.get("sensor.living_room_last_analysis").attributes["probabilities"] == {
-        "person_present": 0.6
-    }
+    assert hass.states.get("sensor.living_room_last_analysis").attributes["probabilities"] == {"person": 0.6}
     diagnostics = await async_get_config_entry_diagnostics(hass, entry)
     assert diagnostics["logprobs"] == "accepted"
     (rule,) = diagnostics["rules"].values()
@@ -123,8 +121,12 @@ async def test_a_server_without_logprobs_behaves_as_before(
 ) -> None:
     model_server.refuse_logprobs = True
     model_server.responder = lambda body: answer(
-        rules=dict.fromkeys(body["response_format"]["json_schema"]["schema"]["properties"].get("rules", {})
-                           .get("properties", {}), True)
+        rules=dict.fromkeys(
+            body["response_format"]["json_schema"]["schema"]["properties"]
+            .get("rules", {})
+            .get("properties", {}),
+            True,
+        )
     )
     entry = await watch(hass, model_server, SceneCamera("Living room", waving_hand()), label_threshold=80)
     events = capture_events(hass)

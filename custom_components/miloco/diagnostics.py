@@ -73,7 +73,7 @@ def logprobs_support(backend: object) -> str:
     """Return whether the model gives log-probabilities: 'untried', 'accepted', 'refused' (or 'unknown').
 
     Without them checks keep the model's plain yes/no and every threshold is ignored: a fact, never an error.
-    A server with fallbacks says 'unknown' here (each server decides on its own).
+    With fallback servers it is the serving server's.
     """
     support = getattr(backend, "logprobs_support", None)
     return support if isinstance(support, str) else "unknown"

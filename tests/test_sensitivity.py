@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from homeassistant.const import STATE_OFF, STATE_ON
@@ -11,7 +12,10 @@ from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.miloco import settings
+from custom_components.miloco.camera_config import CameraConfig
 from custom_components.miloco.diagnostics import async_get_config_entry_diagnostics
+from custom_components.miloco.rule_config import RuleConfig
 
 from .model_server import FakeModelServer, Reply, yes_no_logprobs
 from .perception_helpers import answer, capture_events, wait_for, watch
@@ -148,3 +152,30 @@ async def test_a_server_without_logprobs_behaves_as_before(
     asked = [request for request in model_server.requests if "logprobs" in request]
     assert len(asked) <= 1
     assert "logprobs" not in model_server.requests[-1]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -5, 0, 100, "abc"])
+def test_the_table_refuses_a_threshold_that_is_not_a_percentage(bad: Any) -> None:
+    for setting in (settings.THRESHOLD, settings.LABEL_THRESHOLD):
+        with pytest.raises(settings.InvalidValue):
+            setting.parse(bad)
+
+
+def test_thresholds_are_stored_in_percent_and_used_as_probabilities() -> None:
+    rule = RuleConfig.from_data(
+        {"condition": "someone is waving", "cameras": ["camera.hall"], "threshold": 80}
+    )
+    assert rule.threshold == pytest.approx(0.8)
+    assert RuleConfig.from_data({"condition": "someone is waving"}).threshold is None
+    camera = CameraConfig.from_data({"camera_entity_id": "camera.hall", "label_threshold": 62.5})
+    assert camera.check_spec().label_threshold == pytest.approx(0.625)
+    assert CameraConfig.from_data({"camera_entity_id": "camera.hall"}).check_spec().label_threshold is None
+
+
+async def test_the_rule_form_refuses_an_out_of_range_sensitivity(
+    hass: HomeAssistant, sure: tuple[MockConfigEntry, Sure]
+) -> None:
+    entry, _ = sure
+    result = await add_rule(hass, entry, rule_at(150))
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"timing": "threshold_out_of_range"}

@@ -176,7 +176,8 @@ class FailoverBackend:
     @property
     def logprobs_support(self) -> str:
         """Return whether the server that serves now (the preferred one when none does) gives log-probabilities."""
-        return self._servers[self.active_index if self.active_index is not None else 0].backend.logprobs_support
+        serving = self.active_index
+        return self._servers[serving if serving is not None else 0].backend.logprobs_support
 
     @property
     def active_index(self) -> int | None:

@@ -15,6 +15,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.miloco import settings
 from custom_components.miloco.camera_config import CameraConfig
 from custom_components.miloco.diagnostics import async_get_config_entry_diagnostics
+from custom_components.miloco.engine.labels import by_key
+from custom_components.miloco.engine.prompt import condition_question
 from custom_components.miloco.rule_config import RuleConfig
 
 from .model_server import FakeModelServer, Reply, yes_no_logprobs
@@ -179,3 +181,38 @@ async def test_the_rule_form_refuses_an_out_of_range_sensitivity(
     result = await add_rule(hass, entry, rule_at(150))
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"timing": "threshold_out_of_range"}
+
+
+async def test_per_condition_an_activity_holds_at_the_camera_threshold(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    p_reading = [0.7]
+    reading = condition_question(by_key("reading").condition)
+
+    def respond(body: dict[str, Any]) -> Reply:
+        question = body["messages"][-1]["content"][-1]["text"].removesuffix("/no_think")
+        assert question == reading
+        return yes_no_logprobs({"result": p_reading[0]})
+
+    model_server.responder = respond
+    events = capture_events(hass)
+    await watch(
+        hass,
+        model_server,
+        SceneCamera("Living room", waving_hand()),
+        gestures=[],
+        activities=["reading"],
+        presence=False,
+        prompt_mode="per_condition",
+        label_threshold=80,
+    )
+    sensor = "binary_sensor.living_room_reading"
+    # The model's "yes" at P = 0.7 is under the camera's 80 %.
+    await wait_for(lambda: hass.states.get(sensor).attributes.get("probability") == 0.7)
+    await asyncio.sleep(0.5)
+    assert hass.states.get(sensor).state == STATE_OFF
+    p_reading[0] = 0.9
+    await wait_for(lambda: hass.states.get(sensor).state == STATE_ON)
+    assert hass.states.get(sensor).attributes["probability"] == 0.9
+    started = next(event for event in events if event["type"] == "activity_started")
+    assert started["probability"] == pytest.approx(0.9)

@@ -308,6 +308,7 @@ def _connect_watcher(runtime: MilocoRuntime, watcher: CameraWatcher) -> None:
                 verdicts.now,
                 moving=verdicts.moving,
                 key_frame=verdicts.key_frame,
+                probability=verdicts.probabilities.get(asked),
             )
 
     @callback

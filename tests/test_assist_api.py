@@ -14,7 +14,8 @@ from homeassistant.util import dt as dt_util
 import pytest
 
 from custom_components.miloco import llm_api
-from custom_components.miloco.detections import DATA_DETECTIONS, Detection, DetectionRecord, detection_of
+from custom_components.miloco.const import EVENT_MILOCO
+from custom_components.miloco.detections import Detection, DetectionRecord, detection_of
 from custom_components.miloco.llm_api import MAX_MINUTES
 
 from .assist_helpers import answer_question, asked_about, async_api, async_call, async_expose
@@ -205,11 +206,17 @@ async def test_recent_detections_list_times_kinds_and_key_frames(
             await async_call(hass, "recent_detections", camera=FRONT, minutes=minutes)
         assert refused.value.translation_key == "invalid_tool_arguments"
 
-    # The record lives with the entry: gone once it unloads.
+    # The record lives with the entry: once it unloads it hears no more events.
     entry = next(iter(hass.config_entries.async_entries("miloco")))
-    assert entry.entry_id in hass.data[DATA_DETECTIONS]
+    record = entry.runtime_data.detections
+    recorded = len(record.since(dt_util.utc_from_timestamp(0), [FRONT]))
+    hass.bus.async_fire(EVENT_MILOCO, {"type": "gesture", "camera_entity_id": FRONT, "gesture": "wave"})
+    await hass.async_block_till_done()
+    assert len(record.since(dt_util.utc_from_timestamp(0), [FRONT])) == recorded + 1
     assert await hass.config_entries.async_unload(entry.entry_id)
-    assert entry.entry_id not in hass.data[DATA_DETECTIONS]
+    hass.bus.async_fire(EVENT_MILOCO, {"type": "gesture", "camera_entity_id": FRONT, "gesture": "wave"})
+    await hass.async_block_till_done()
+    assert len(record.since(dt_util.utc_from_timestamp(0), [FRONT])) == recorded + 1
 
 
 def test_the_record_is_bounded_and_reads_back_by_time_camera_and_kind() -> None:

@@ -93,7 +93,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: MilocoConfigEntry) -> bo
         raise
     # Assist's recent detections: a bounded record of the entry's bus events, from before the first frame.
     entry.async_on_unload(
-        async_track_detections(hass, entry.entry_id, lambda camera: runtime.watcher_for(camera) is not None)
+        async_track_detections(
+            hass, runtime.detections, entry.entry_id, lambda camera: runtime.watcher_for(camera) is not None
+        )
     )
     # Entities exist before the first frame, so no early detection is lost.
     for watcher in runtime.watchers.values():

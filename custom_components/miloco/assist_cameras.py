@@ -6,14 +6,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from homeassistant.components.homeassistant.exposed_entities import async_should_expose
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import area_registry as ar, device_registry as dr, entity_registry as er
 
 from .const import DOMAIN
-from .runtime import MilocoConfigEntry
+from .entries import loaded_entries
 
 # Exposure is per assistant; Miloco's tools serve conversation agents, which read the "conversation" list.
 ASSISTANT: Final = "conversation"
@@ -36,24 +35,6 @@ class OfferedCamera:
         else:
             seen = "not watched by Miloco (look takes a fresh snapshot; no recent detections)"
         return f"- {self.name} ({self.entity_id}){where}: {seen}"
-
-
-def loaded_entries(hass: HomeAssistant) -> list[MilocoConfigEntry]:
-    """Return the loaded Miloco entries."""
-    return [
-        entry for entry in hass.config_entries.async_entries(DOMAIN) if entry.state is ConfigEntryState.LOADED
-    ]
-
-
-def entry_for_camera(hass: HomeAssistant, camera_entity_id: str) -> MilocoConfigEntry:
-    """Return the backend that watches the camera, else the first loaded one; raise when none is loaded."""
-    entries = loaded_entries(hass)
-    for entry in entries:
-        if entry.runtime_data.watcher_for(camera_entity_id) is not None:
-            return entry
-    if not entries:
-        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_backend")
-    return entries[0]
 
 
 def offered_cameras(hass: HomeAssistant) -> list[OfferedCamera]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from homeassistant.components.binary_sensor import (
     BinarySensorDeviceClass,
     BinarySensorEntity,
@@ -55,6 +58,11 @@ class StateBinarySensor(MilocoCameraEntity, BinarySensorEntity):
         """Return whether the state is going on."""
         return self._watcher.state.is_on(self.entity_description.key)
 
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any] | None:
+        """Return the last check's P(yes) of the activity or presence, when the server gave one."""
+        return probability_attributes(self._watcher.state.probability(self.entity_description.key))
+
 
 class RuleBinarySensor(MilocoRuleResultEntity, BinarySensorEntity, RestoreEntity):
     """On while the rule's condition holds on any of its cameras (debounced in state mode)."""
@@ -69,3 +77,13 @@ class RuleBinarySensor(MilocoRuleResultEntity, BinarySensorEntity, RestoreEntity
     def is_on(self) -> bool:
         """Return whether the condition holds."""
         return self._rule.is_on
+
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any] | None:
+        """Return the last answer's P(yes) of the condition, when the server gave one."""
+        return probability_attributes(self._rule.last_probability)
+
+
+def probability_attributes(probability: float | None) -> dict[str, float] | None:
+    """Return a P(yes) as the attribute that shows it (two decimals: finer would only churn the recorder)."""
+    return None if probability is None else {"probability": round(probability, 2)}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import settings as table
-from .config_fields import percent_as_fraction, read_settings, reads
+from .config_fields import optional_percent_as_fraction, percent_as_fraction, read_settings, reads
 from .const import CONF_CAMERA, CONF_MOTION_ENTITY, LOGGER
 from .engine.frames import DETAIL_BUDGETS
 from .engine.prompt import CheckSpec
@@ -36,6 +36,8 @@ class CameraConfig:
     # Key frames on disk, a bounded number per camera.
     save_frames: bool = reads(table.SAVE_FRAMES)
     saved_frames_max: int = reads(table.SAVED_FRAMES_MAX)
+    # The P(yes) at which a label counts as seen, stored in percent; None: the model's own yes/no.
+    label_threshold: float | None = reads(table.LABEL_THRESHOLD, optional_percent_as_fraction)
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> CameraConfig:
@@ -70,5 +72,9 @@ class CameraConfig:
     def check_spec(self) -> CheckSpec:
         """Return what each check of this camera asks the model."""
         return CheckSpec(
-            gestures=self.gestures, activities=self.activities, presence=self.presence, fps=self.fps
+            gestures=self.gestures,
+            activities=self.activities,
+            presence=self.presence,
+            fps=self.fps,
+            label_threshold=self.label_threshold,
         )

@@ -26,6 +26,8 @@ class Verdicts:
     camera_entity_id: str
     # Keyed by the rule as it was asked: a rule edited since the check started is not the same question.
     holds: Mapping[RuleSpec, bool]
+    # P(yes) of each rule whose answer had one (the server gave log-probabilities).
+    probabilities: Mapping[RuleSpec, float]
     reason: str | None
     now: float
     # False for a heartbeat check of a still scene: such a check starts no event.
@@ -74,17 +76,25 @@ class CameraEvents:
         for gesture in changes.gestures:
             self.gestures(gesture)
             # The event says where the frame that showed the gesture can be fetched (image entity, saved file).
-            self.fire("gesture", gesture=gesture, **self._key_frames.record(gesture))
+            self.fire(
+                "gesture",
+                gesture=gesture,
+                **_probability(changes.probabilities, gesture),
+                **self._key_frames.record(gesture),
+            )
         for key, transition in changes.transitions:
+            # A hold that ran out had no check behind it: the last check's P is not why it ended.
+            seen = changes.probabilities if changes.rules is not None else {}
             if key == PRESENCE_KEY:
-                self.fire(f"presence_{transition}")
+                self.fire(f"presence_{transition}", **_probability(seen, key))
             else:
-                self.fire(f"activity_{transition}", activity=key)
+                self.fire(f"activity_{transition}", activity=key, **_probability(seen, key))
         if changes.rules is not None:
             self.verdicts(
                 Verdicts(
                     camera_entity_id=self._camera_entity_id,
                     holds=changes.rules,
+                    probabilities=changes.rule_probabilities,
                     reason=reason,
                     now=now,
                     moving=changes.moving,
@@ -97,7 +107,7 @@ class CameraEvents:
             self.state()
 
     @callback
-    def fire(self, event_type: str, **data: str) -> None:
+    def fire(self, event_type: str, **data: str | float) -> None:
         """Fire a miloco_event for YAML automations, naming the device and the camera."""
         self._hass.bus.async_fire(
             EVENT_MILOCO,
@@ -108,3 +118,8 @@ class CameraEvents:
                 **data,
             },
         )
+
+
+def _probability(probabilities: Mapping[str, float], key: str) -> dict[str, float]:
+    """Return the event data field of a label's P(yes), or nothing when the check gave none."""
+    return {"probability": probabilities[key]} if key in probabilities else {}

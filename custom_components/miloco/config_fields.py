@@ -56,3 +56,8 @@ def read_settings(
 def percent_as_fraction(percent: float) -> float:
     """Return a percentage as stored (and shown in the form) as the fraction the engine uses."""
     return percent / 100
+
+
+def optional_percent_as_fraction(percent: float | None) -> float | None:
+    """Return an optional percentage (a threshold left empty is None) as the fraction the engine uses."""
+    return None if percent is None else percent / 100

@@ -61,6 +61,8 @@ CONF_HOLD_TIME: Final = "hold_time"
 CONF_PROMPT_MODE: Final = "prompt_mode"
 PROMPT_COMBINED: Final = "combined"
 PROMPT_PER_CONDITION: Final = "per_condition"
+# The P(yes), in percent, at which a gesture, activity or presence counts as seen (empty: the model's yes/no).
+CONF_LABEL_THRESHOLD: Final = "label_threshold"
 
 
 # Failure handling: entities go unavailable after this many failed checks or captures in a row, and
@@ -87,6 +89,8 @@ CONF_OFF_DELAY: Final = "off_delay"
 CONF_HA_CONDITION: Final = "ha_condition"
 CONF_ACTION: Final = "action"
 CONF_ENABLED: Final = "enabled"
+# The P(yes), in percent, at which the rule's condition holds (empty: the model's yes/no).
+CONF_THRESHOLD: Final = "threshold"
 
 # AI Task (HA 2025.8+): the subentry type core's AI integrations use for their AI Task entity.
 SUBENTRY_AI_TASK: Final = "ai_task_data"

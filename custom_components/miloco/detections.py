@@ -11,7 +11,6 @@ from typing import Any, Final
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
-from homeassistant.util.hass_dict import HassKey
 
 from .const import EVENT_MILOCO
 from .keyframes import ATTR_KEY_FRAME_ENTITY, ATTR_KEY_FRAME_MEDIA_ID, ATTR_KEY_FRAME_PATH, ATTR_KEY_FRAME_URL
@@ -29,9 +28,6 @@ KEY_FRAME_FIELDS: Final = (
     ATTR_KEY_FRAME_MEDIA_ID,
     ATTR_KEY_FRAME_URL,
 )
-
-# Each loaded entry's record, by entry id: added on entry setup, removed on unload.
-DATA_DETECTIONS: HassKey[dict[str, DetectionRecord]] = HassKey("miloco_detections")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,30 +124,28 @@ class DetectionRecord:
 
 
 def recent_detections(
-    hass: HomeAssistant, cameras: Iterable[str], minutes: float, kind: str | None, now: datetime
+    records: Iterable[DetectionRecord],
+    cameras: Iterable[str],
+    minutes: float,
+    kind: str | None,
+    now: datetime,
 ) -> list[Detection]:
-    """Return every loaded entry's detections of the cameras within the last `minutes`, newest first."""
+    """Return the records' detections of the cameras within the last `minutes`, newest first."""
     start = now - timedelta(minutes=minutes)
     cameras = list(cameras)
-    found = [
-        detection
-        for record in hass.data.get(DATA_DETECTIONS, {}).values()
-        for detection in record.since(start, cameras, kind)
-    ]
+    found = [detection for record in records for detection in record.since(start, cameras, kind)]
     return sorted(found, key=lambda detection: detection.time, reverse=True)
 
 
 @callback
 def async_track_detections(
-    hass: HomeAssistant, entry_id: str, watches: Callable[[str], bool]
+    hass: HomeAssistant, record: DetectionRecord, entry_id: str, watches: Callable[[str], bool]
 ) -> CALLBACK_TYPE:
     """Record the entry's miloco_event events from now on; return the stop (call it on unload).
 
     An event is the entry's when its device belongs to the entry or, without a device, when the entry
     `watches` its camera.
     """
-    record = DetectionRecord()
-    hass.data.setdefault(DATA_DETECTIONS, {})[entry_id] = record
     devices = dr.async_get(hass)
 
     def is_ours(data: dict[str, Any]) -> bool:
@@ -167,13 +161,4 @@ def async_track_detections(
         if is_ours(data) and (detection := detection_of(data, event.time_fired)) is not None:
             record.add(detection)
 
-    stop_listening = hass.bus.async_listen(EVENT_MILOCO, listener)
-
-    @callback
-    def stop() -> None:
-        stop_listening()
-        records = hass.data.get(DATA_DETECTIONS, {})
-        if records.get(entry_id) is record:
-            del records[entry_id]
-
-    return stop
+    return hass.bus.async_listen(EVENT_MILOCO, listener)

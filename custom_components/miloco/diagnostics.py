@@ -69,6 +69,16 @@ def _all_settings(entry: MilocoConfigEntry) -> dict[str, Any]:
     }
 
 
+def logprobs_support(backend: object) -> str:
+    """Return whether the model gives log-probabilities: 'untried', 'accepted', 'refused' (or 'unknown').
+
+    Without them checks keep the model's plain yes/no and every threshold is ignored: a fact, never an error.
+    With fallback servers it is the serving server's.
+    """
+    support = getattr(backend, "logprobs_support", None)
+    return support if isinstance(support, str) else "unknown"
+
+
 async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: MilocoConfigEntry) -> dict[str, Any]:
     """Return what support needs to see, and no secret."""
     entry_dict = entry.as_dict()
@@ -100,6 +110,8 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: MilocoC
             "config": asdict(watcher.config),
             "stats": asdict(watcher.stats),
             "buffered_frames": watcher.buffered_frames,
+            # The last analysis's P(yes) by label (empty when the server gave no log-probabilities).
+            "last_probabilities": dict(watcher.state.probabilities),
         }
         for subentry_id, watcher in runtime.watchers.items()
     }
@@ -110,6 +122,7 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: MilocoC
             "config": asdict(rule.config),
             "last_camera": rule.last_camera,
             "last_reason": rule.last_reason,
+            "last_probability": rule.last_probability,
         }
         for subentry_id, rule in runtime.rules.items()
     }
@@ -117,6 +130,7 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: MilocoC
         "entry": async_redact_data(entry_dict, TO_REDACT),
         "settings": _all_settings(entry),
         "backend": runtime.backend.diagnostics(),
+        "logprobs": logprobs_support(runtime.backend),
         "limiter": {"limit": runtime.limiter.limit, "in_flight": runtime.limiter.in_flight},
         "cameras": cameras,
         "rules": rules,

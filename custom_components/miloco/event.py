@@ -78,7 +78,9 @@ class RuleTriggeredEventEntity(MilocoRuleResultEntity, EventEntity):
             self._rule.restore_last_trigger(last)
 
     @callback
-    def _handle_trigger(self, camera_entity_id: str, reason: str | None) -> None:
-        """Record one trigger."""
-        self._trigger_event("triggered", {"camera_entity_id": camera_entity_id, "reason": reason})
+    def _handle_trigger(self, camera_entity_id: str, reason: str | None, probability: float | None) -> None:
+        """Record one trigger, with how sure the model was (None when the server gave no log-probabilities)."""
+        self._trigger_event(
+            "triggered", {"camera_entity_id": camera_entity_id, "reason": reason, "probability": probability}
+        )
         self.async_write_ha_state()

@@ -14,11 +14,12 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import llm
 from homeassistant.util import dt as dt_util
 
-from .assist_cameras import OfferedCamera, entry_for_camera, offered_cameras, resolve_cameras
+from .assist_cameras import OfferedCamera, offered_cameras, resolve_cameras
 from .const import DOMAIN
 from .detections import KINDS, recent_detections
 from .engine.answers import ANSWER_SCHEMA, MAX_QUESTION_CHARS
 from .engine.prompt import QuestionSpec
+from .entries import entry_for_camera, loaded_entries
 from .entry_link import EntryLink
 from .keyframes import KeyFrames
 from .questions import async_ask_showing, default_wait_s
@@ -227,7 +228,7 @@ class RecentDetectionsTool(_MilocoTool):
         kind = arguments["kind"]
         now = dt_util.utcnow()
         found = recent_detections(
-            hass,
+            [entry.runtime_data.detections for entry in loaded_entries(hass)],
             [camera.entity_id for camera in cameras],
             arguments["minutes"],
             None if kind == KIND_ALL else kind,

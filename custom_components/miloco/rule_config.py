@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import settings as table
-from .config_fields import read_settings, reads
+from .config_fields import optional_percent_as_fraction, read_settings, reads
 from .const import CONF_ACTION, CONF_CAMERAS, CONF_CONDITION, CONF_HA_CONDITION, LOGGER
 from .settings import InvalidSubentryData
 
@@ -24,6 +24,8 @@ class RuleConfig:
     cooldown_s: float = reads(table.COOLDOWN, float)
     on_checks: int = reads(table.ON_CHECKS)
     off_delay_s: float = reads(table.OFF_DELAY, float)
+    # Stored in percent (as the form shows it), used as P(yes) in (0, 1); None: the model's own yes/no.
+    threshold: float | None = reads(table.THRESHOLD, optional_percent_as_fraction)
     # As stored when the rule was set up: the runner keeps the live flag, which a switch flips without a reload.
     enabled: bool = reads(table.ENABLED)
 

@@ -32,7 +32,8 @@ from .listeners import Listeners
 # RuleConfig moved to rule_config.py; re-exported for the modules that import it from here.
 from .rule_config import RuleConfig as RuleConfig  # noqa: PLC0414
 
-type TriggerListener = Callable[[str, str | None], None]
+# (camera, reason, P(yes) of the answer that fired: None when the server gave no log-probabilities).
+type TriggerListener = Callable[[str, str | None, float | None], None]
 type ConditionCheck = Callable[[Mapping[str, Any] | None], bool]
 # Records a check's newest frame as the key frame of a trigger; returns where the event finds it.
 type KeyFrameRecorder = Callable[[str], dict[str, str]]
@@ -96,11 +97,13 @@ class RuleRunner:
         self.enabled = bool(entry.subentries[subentry_id].data.get(CONF_ENABLED, True))
         self.last_reason: str | None = None
         self.last_camera: str | None = None
+        # P(yes) of the last answer from any camera (None when it had none): how sure the model was, either way.
+        self.last_probability: float | None = None
         self._verdicts: dict[str, bool] = {}
         self._edge = EdgeTrigger(config.cooldown_s)
         self._debounce = Debounce(config.on_checks, config.off_delay_s)
         self._listeners: Listeners[()] = Listeners()
-        self._trigger_listeners: Listeners[str, str | None] = Listeners()
+        self._trigger_listeners: Listeners[str, str | None, float | None] = Listeners()
         self._script: Script | None = None
         self._condition: ConditionCheck | None = None
         self._available = True
@@ -128,7 +131,7 @@ class RuleRunner:
     @property
     def spec(self) -> RuleSpec:
         """Return what the cameras ask the model about this rule."""
-        return RuleSpec(self.subentry_id, self.config.condition, self.revision)
+        return RuleSpec(self.subentry_id, self.config.condition, self.revision, self.config.threshold)
 
     @property
     def is_on(self) -> bool:
@@ -144,7 +147,7 @@ class RuleRunner:
 
     @callback
     def async_add_trigger_listener(self, listener: TriggerListener) -> CALLBACK_TYPE:
-        """Call `listener(camera, reason)` each time the rule triggers; return the remover."""
+        """Call `listener(camera, reason, probability)` each time the rule triggers; return the remover."""
         return self._trigger_listeners.add(listener)
 
     @property
@@ -230,20 +233,26 @@ class RuleRunner:
         *,
         moving: bool = True,
         key_frame: KeyFrameRecorder | None = None,
+        probability: float | None = None,
     ) -> None:
         """Take one camera's answer from a check that ran; any camera seeing it makes the rule hold.
 
         In event mode a check of a still scene (a heartbeat) cannot start an event: events need motion.
-        `key_frame` records the check's newest frame when the answer triggers the rule.
+        `key_frame` records the check's newest frame when the answer triggers the rule; `probability` is the
+        answer's P(yes) (None without log-probabilities), already weighed against the rule's threshold.
         """
         if self._closed or not self.enabled or camera_entity_id not in self.config.cameras:
             return
         if self.config.mode == MODE_EVENT and not moving:
             holds = False
         self._verdicts[camera_entity_id] = holds
+        changed = probability != self.last_probability
+        self.last_probability = probability
         if holds:
             self.last_reason, self.last_camera = reason, camera_entity_id
-        self._judge(camera_entity_id, reason, now, key_frame)
+        if not self._judge(camera_entity_id, reason, now, key_frame, probability) and changed:
+            # The state is the same, but the sensor's attribute shows the new P.
+            self._notify()
 
     @callback
     def handle_still(self, camera_entity_id: str, now: float) -> None:
@@ -266,22 +275,32 @@ class RuleRunner:
 
     @callback
     def _judge(
-        self, camera_entity_id: str, reason: str | None, now: float, key_frame: KeyFrameRecorder | None = None
-    ) -> None:
-        """Combine the cameras' verdicts and run the rule's state machine on the result."""
+        self,
+        camera_entity_id: str,
+        reason: str | None,
+        now: float,
+        key_frame: KeyFrameRecorder | None = None,
+        probability: float | None = None,
+    ) -> bool:
+        """Combine the cameras' verdicts and run the rule's state machine; return whether its entities were told."""
         value = any(self._verdicts.values())
         if self.config.mode == MODE_EVENT:
             was = self._edge.value
             if self._edge.update(value, now):
-                self._trigger(camera_entity_id, reason, key_frame)
+                self._trigger(camera_entity_id, reason, key_frame, probability)
             elif was != value:
                 self._notify()
-            return
+            else:
+                return False
+            return True
         transition = self._debounce.update(value, now)
         if transition is Transition.STARTED:
-            self._trigger(camera_entity_id, reason, key_frame)
+            self._trigger(camera_entity_id, reason, key_frame, probability)
         elif transition is Transition.ENDED:
             self._notify()
+        else:
+            return False
+        return True
 
     @callback
     def tick(self, now: float) -> None:
@@ -290,10 +309,16 @@ class RuleRunner:
             self._notify()
 
     @callback
-    def _trigger(self, camera_entity_id: str, reason: str | None, key_frame: KeyFrameRecorder | None) -> None:
+    def _trigger(
+        self,
+        camera_entity_id: str,
+        reason: str | None,
+        key_frame: KeyFrameRecorder | None,
+        probability: float | None,
+    ) -> None:
         """Publish the trigger, then run the action when the HA condition allows it."""
         LOGGER.debug("Rule %s triggered on %s", self.title, camera_entity_id)
-        self._trigger_listeners(camera_entity_id, reason)
+        self._trigger_listeners(camera_entity_id, reason, probability)
         event_data = {
             "device_id": async_device_id(self.hass, self.entry.entry_id, self.subentry_id),
             "type": "rule_triggered",
@@ -301,6 +326,8 @@ class RuleRunner:
             "rule_id": self.subentry_id,
             "camera_entity_id": camera_entity_id,
             "reason": reason,
+            # How sure the model was (P(yes)); None when the server gave no log-probabilities.
+            "probability": probability,
         }
         # ecosystem hook (issue 14): the event says where the frame that fired the rule is.
         if key_frame is not None:

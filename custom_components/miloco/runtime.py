@@ -20,6 +20,7 @@ from homeassistant.helpers.event import async_track_time_interval
 from .camera_config import CameraConfig
 from .camera_events import Verdicts
 from .const import CONF_ENABLED, DOMAIN, LOGGER, SUBENTRY_CAMERA, SUBENTRY_RULE
+from .detections import DetectionRecord
 from .engine.backends.base import VisionBackend
 from .engine.prompt import RuleSpec
 from .engine.scheduling import FairLimiter
@@ -62,6 +63,8 @@ class MilocoRuntime:
     entities: dict[str, list[Entity]] = field(default_factory=dict)
     # Subentry changes are applied one at a time, in the order they came, and never beside an unload.
     update_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The newest detections (the entry's miloco_event events), bounded, for Assist to read back.
+    detections: DetectionRecord = field(default_factory=DetectionRecord)
     # Set by the unload (under update_lock): a subentry change that comes after it has nothing to change.
     closed: bool = False
 
@@ -305,6 +308,7 @@ def _connect_watcher(runtime: MilocoRuntime, watcher: CameraWatcher) -> None:
                 verdicts.now,
                 moving=verdicts.moving,
                 key_frame=verdicts.key_frame,
+                probability=verdicts.probabilities.get(asked),
             )
 
     @callback

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -20,7 +21,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .backend_sensor import backend_sensors
 from .entity import MilocoCameraEntity
 from .runtime import MilocoConfigEntry, MilocoRuntime
-from .watcher import WatcherStats
+from .watcher import CameraWatcher, WatcherStats
 
 PARALLEL_UPDATES = 0
 
@@ -30,6 +31,15 @@ class WatcherSensorDescription(SensorEntityDescription):
     """A diagnostic sensor reading one figure from the watcher's counters."""
 
     value_fn: Callable[[WatcherStats], datetime | float | int | None]
+    attributes_fn: Callable[[CameraWatcher], Mapping[str, Any] | None] = lambda _watcher: None
+
+
+def _last_probabilities(watcher: CameraWatcher) -> Mapping[str, Any] | None:
+    """Return the last analysis's P(yes) by gesture, activity or presence, when the server gave any."""
+    probabilities = watcher.state.probabilities
+    if not probabilities:
+        return None
+    return {"probabilities": {key: round(value, 2) for key, value in sorted(probabilities.items())}}
 
 
 SENSORS: tuple[WatcherSensorDescription, ...] = (
@@ -39,6 +49,7 @@ SENSORS: tuple[WatcherSensorDescription, ...] = (
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda stats: stats.last_analysis,
+        attributes_fn=_last_probabilities,
     ),
     WatcherSensorDescription(
         key="model_latency",
@@ -103,3 +114,8 @@ class WatcherSensor(MilocoCameraEntity, SensorEntity):
     def native_value(self) -> datetime | float | int | None:
         """Return the figure."""
         return self.entity_description.value_fn(self._watcher.stats)
+
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any] | None:
+        """Return the figure's details, if it has any (the last analysis: its probabilities)."""
+        return self.entity_description.attributes_fn(self._watcher)

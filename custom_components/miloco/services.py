@@ -6,7 +6,6 @@ from collections.abc import Callable, Mapping
 import math
 from typing import Any, Final
 
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
@@ -17,6 +16,7 @@ from .const import DOMAIN
 from .engine.answers import ANSWER_SCHEMA, MAX_QUESTION_CHARS
 from .engine.parse import check_reply_schema
 from .engine.prompt import QuestionSpec
+from .entries import entry_for_camera, loaded_entries
 from .questions import async_ask, camera_settings, dry_run_spec
 from .runtime import MilocoConfigEntry
 
@@ -185,7 +185,7 @@ async def _async_analyze(hass: HomeAssistant, data: dict[str, Any]) -> ServiceRe
     question = QuestionSpec(question=data[ATTR_QUESTION], json_schema=structure or ANSWER_SCHEMA)
     answers: dict[str, Any] = {}
     for camera_id in cameras:
-        entry = _entry_for(hass, camera_id, data.get(ATTR_CONFIG_ENTRY))
+        entry = entry_for_camera(hass, camera_id, data.get(ATTR_CONFIG_ENTRY))
         result = await async_ask(hass, entry.runtime_data, camera_id, question, wait_s=wait_s)
         parsed = result.structured or {}
         answers[camera_id] = {
@@ -236,36 +236,9 @@ def _require_camera(hass: HomeAssistant, camera_id: str) -> None:
         )
 
 
-def _loaded_entries(hass: HomeAssistant) -> list[MilocoConfigEntry]:
-    """Return the loaded Miloco entries."""
-    return [
-        entry for entry in hass.config_entries.async_entries(DOMAIN) if entry.state is ConfigEntryState.LOADED
-    ]
-
-
-def _entry_for(hass: HomeAssistant, camera_id: str, entry_id: str | None) -> MilocoConfigEntry:
-    """Return the backend to ask: the one named, else the one watching the camera, else the first loaded."""
-    entries = _loaded_entries(hass)
-    if entry_id is not None:
-        for entry in entries:
-            if entry.entry_id == entry_id:
-                return entry
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="entry_not_loaded",
-            translation_placeholders={"entry": entry_id},
-        )
-    for entry in entries:
-        if entry.runtime_data.watcher_for(camera_id) is not None:
-            return entry
-    if not entries:
-        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_backend")
-    return entries[0]
-
-
 def _find_rule(hass: HomeAssistant, device: dr.DeviceEntry) -> tuple[MilocoConfigEntry, str] | None:
     """Return the loaded entry and subentry id of the rule a device stands for."""
-    for entry in _loaded_entries(hass):
+    for entry in loaded_entries(hass):
         for domain, identifier in device.identifiers:
             if domain == DOMAIN and identifier in entry.runtime_data.rules:
                 return entry, identifier

@@ -28,6 +28,7 @@ from .const import (
     CONF_GESTURES,
     CONF_HEARTBEAT,
     CONF_HOLD_TIME,
+    CONF_LABEL_THRESHOLD,
     CONF_MAX_CONCURRENT,
     CONF_MMPROJ_PATH,
     CONF_MODE,
@@ -42,6 +43,7 @@ from .const import (
     CONF_SAVE_FRAMES,
     CONF_SAVED_FRAMES_MAX,
     CONF_THREADS,
+    CONF_THRESHOLD,
     CONF_TIMEOUT,
     CONF_URL,
     CONF_WINDOW_FRAMES,
@@ -348,6 +350,19 @@ SAVED_FRAMES_MAX: Final = NumberSetting(
     error="saved_frames_out_of_range",
     optional=True,
 )
+# How sure the model must be, as P(yes) in percent, where the server gives log-probabilities. Empty (the default)
+# keeps the model's own yes/no, so nothing changes for whoever leaves it; 0 and 100 would be "always" and "never".
+LABEL_THRESHOLD: Final = NumberSetting(
+    key=CONF_LABEL_THRESHOLD,
+    default=None,
+    minimum=1,
+    maximum=99,
+    step=1,
+    unit="%",
+    section=SECTION_CAPTURE,
+    error="label_threshold_out_of_range",
+    optional=True,
+)
 # A window longer than this holds too little of "now" to judge it.
 MAX_WINDOW_SECONDS: Final = 60.0
 
@@ -369,6 +384,7 @@ CAMERA_SETTINGS: Final[tuple[Setting, ...]] = (
     PROMPT_MODE,
     SAVE_FRAMES,
     SAVED_FRAMES_MAX,
+    LABEL_THRESHOLD,
 )
 
 # AI Task subentry: how much detail the task's images keep, as a camera's checks do.
@@ -412,8 +428,20 @@ OFF_DELAY: Final = NumberSetting(
     error="timing_out_of_range",
 )
 ENABLED: Final = FlagSetting(key=CONF_ENABLED, default=True)
+# The rule's own sensitivity, shown with its timing: as LABEL_THRESHOLD, for the rule's condition.
+THRESHOLD: Final = NumberSetting(
+    key=CONF_THRESHOLD,
+    default=None,
+    minimum=1,
+    maximum=99,
+    step=1,
+    unit="%",
+    section=SECTION_TIMING,
+    error="threshold_out_of_range",
+    optional=True,
+)
 
-RULE_SETTINGS: Final[tuple[Setting, ...]] = (PRESET, MODE, COOLDOWN, ON_CHECKS, OFF_DELAY, ENABLED)
+RULE_SETTINGS: Final[tuple[Setting, ...]] = (PRESET, MODE, COOLDOWN, ON_CHECKS, OFF_DELAY, THRESHOLD, ENABLED)
 
 
 def defaults(settings: Iterable[Setting]) -> dict[str, Any]:

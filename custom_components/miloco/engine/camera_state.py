@@ -40,6 +40,10 @@ class Changes:
     # This camera's verdict on each rule the check asked, keyed by the question as it was asked (None when no
     # check answered).
     rules: Mapping[RuleSpec, bool] | None = None
+    # P(yes) of the rules the check asked, where the server gave log-probabilities.
+    rule_probabilities: Mapping[RuleSpec, float] = field(default_factory=dict)
+    # P(yes) of the check's gestures, activities and presence (PRESENCE_KEY), where the reply gave one.
+    probabilities: Mapping[str, float] = field(default_factory=dict)
     # False when the check saw a still scene (a heartbeat): such a check starts no event.
     moving: bool = True
     # The scene has been still for a whole window since the last check: event verdicts are "no" again.
@@ -64,6 +68,16 @@ class CameraState:
             self._holds[PRESENCE_KEY] = HoldState(settings.hold_s)
         # When the newest frame of the last answered check was taken, until its events are re-armed.
         self._rearm_after: float | None = None
+        self._probabilities: dict[str, float] = {}
+
+    @property
+    def probabilities(self) -> Mapping[str, float]:
+        """Return the last answered check's P(yes) by gesture, activity or PRESENCE_KEY (where it gave one)."""
+        return self._probabilities
+
+    def probability(self, key: str) -> float | None:
+        """Return the last answered check's P(yes) of a gesture, activity or presence; None when it gave none."""
+        return self._probabilities.get(key)
 
     def is_on(self, key: str) -> bool:
         """Return whether an activity (or presence, PRESENCE_KEY) is going on."""
@@ -84,7 +98,21 @@ class CameraState:
         (`moving` False, a heartbeat) re-validates states but starts no gesture: events need motion.
         """
         rules = {spec: observation.rules.get(spec.rule_id, False) for spec in asked}
-        changes = Changes(rules=rules, moving=moving)
+        rule_probabilities = {
+            spec: observation.rule_probabilities[spec.rule_id]
+            for spec in asked
+            if spec.rule_id in observation.rule_probabilities
+        }
+        watched = {*self._episodes, *self._holds}
+        self._probabilities = {key: p for key, p in observation.label_probabilities.items() if key in watched}
+        if PRESENCE_KEY in self._holds and observation.presence_probability is not None:
+            self._probabilities[PRESENCE_KEY] = observation.presence_probability
+        changes = Changes(
+            rules=rules,
+            rule_probabilities=rule_probabilities,
+            probabilities=dict(self._probabilities),
+            moving=moving,
+        )
         for key, tracker in self._episodes.items():
             if tracker.update(moving and key in observation.gestures, now):
                 changes.gestures.append(key)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 import contextlib
 from dataclasses import dataclass, replace
+import functools
 from typing import Any, Final
 
 from .backends.base import VisionBackend, VisionReply, VisionRequest
+from .confidence import combined_probabilities, condition_probability
 from .frames import FramePlan, PreparedFrame, pick_window, prepare_clip, prepare_images
 from .parse import parse_reply
 from .prompt import (
@@ -23,6 +25,10 @@ from .prompt import (
     interpret_conditions,
 )
 from .window import Frame
+
+# Alternatives asked per generated token: "yes" and "no" are among the few likeliest wherever the answer is
+# decided, and a short list keeps the reply small.
+CHECK_TOP_LOGPROBS: Final = 5
 
 # Replies up to this long are parsed on the event loop (well under a millisecond); longer ones in the executor.
 INLINE_REPLY_CHARS: Final = 4096
@@ -106,16 +112,24 @@ async def ask(
         observation = Observation()
     elif per_condition:
         answers: dict[str, dict[str, Any]] = {}
+        probabilities: dict[str, float] = {}
         for key, request in build_condition_requests(spec, frames):
-            reply = await backend.async_complete(request)
+            reply = await backend.async_complete(replace(request, logprobs=CHECK_TOP_LOGPROBS))
             replies.append(reply)
             answers[key] = await _parse(loop, reply, request)
-        observation = interpret_conditions(answers, spec)
+            if (
+                probability := await _off_loop_if_long(loop, reply, condition_probability, reply.tokens)
+            ) is not None:
+                probabilities[key] = probability
+        observation = interpret_conditions(answers, spec, probabilities)
     else:
         request = build_combined_request(spec, frames)
-        reply = await backend.async_complete(request)
+        reply = await backend.async_complete(replace(request, logprobs=CHECK_TOP_LOGPROBS))
         replies.append(reply)
-        observation = interpret_combined(await _parse(loop, reply, request), spec)
+        presence, rules = await _off_loop_if_long(loop, reply, combined_probabilities, reply.tokens, spec)
+        observation = interpret_combined(
+            await _parse(loop, reply, request), spec, presence_probability=presence, rule_probabilities=rules
+        )
     return Answer(
         observation=observation,
         frames_sent=len(frames),
@@ -171,6 +185,19 @@ async def _parse(
         # A typical answer: parsing it takes far less than a round trip through a busy executor.
         return parse_reply(reply.text, schema)
     return await loop.run_in_executor(None, parse_reply, reply.text, schema)
+
+
+async def _off_loop_if_long[**P, R](
+    loop: asyncio.AbstractEventLoop,
+    reply: VisionReply,
+    read: Callable[P, R],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R:
+    """Return read(*args): inline for a typical reply, in the executor for a long one (a chain of thought)."""
+    if len(reply.text) <= INLINE_REPLY_CHARS:
+        return read(*args, **kwargs)
+    return await loop.run_in_executor(None, functools.partial(read, *args, **kwargs))
 
 
 def _total(counts: Iterable[int | None]) -> int | None:

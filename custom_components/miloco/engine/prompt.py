@@ -36,6 +36,12 @@ class RuleSpec:
     # Which configuration of the rule asked: a rule rebuilt by an edit gets a new revision, so that an answer
     # to the question it asked before the edit is never taken for an answer to the new one.
     revision: int = 0
+    # The P(yes) at which the condition holds; None: the model's own yes/no decides (also without a P).
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a threshold outside (0, 1]."""
+        _check_threshold(self.threshold)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,9 +54,13 @@ class CheckSpec:
     rules: tuple[RuleSpec, ...] = ()
     fps: float = 2.0
     thinking: bool = False
+    # The P(yes) at which a gesture, activity or presence counts as seen, where the reply gives one; None: the
+    # model's own yes/no.
+    label_threshold: float | None = None
 
     def __post_init__(self) -> None:
-        """Refuse unknown or misplaced label keys, duplicate rules and a non-positive frame rate."""
+        """Refuse unknown or misplaced label keys, duplicate rules, a non-positive frame rate, a bad threshold."""
+        _check_threshold(self.label_threshold)
         _check_keys(self.gestures, LabelKind.GESTURE)
         _check_keys(self.activities, LabelKind.ACTIVITY)
         ids = [rule.rule_id for rule in self.rules]
@@ -91,6 +101,18 @@ class Observation:
     # Rule id → whether the condition holds; a rule without an answer is absent.
     rules: Mapping[str, bool] = field(default_factory=dict)
     reason: str | None = None
+    # P(yes) of each answer whose log-probabilities the server gave (absent otherwise): by rule id, of presence,
+    # and by gesture or activity key (per-condition mode only: the combined reply lists labels without a yes/no).
+    rule_probabilities: Mapping[str, float] = field(default_factory=dict)
+    presence_probability: float | None = None
+    label_probabilities: Mapping[str, float] = field(default_factory=dict)
+
+
+def decide(said_yes: bool, probability: float | None, threshold: float | None) -> bool:
+    """Return whether a condition holds: P(yes) ≥ threshold when both are known, else the model's yes/no."""
+    if threshold is None or probability is None:
+        return said_yes
+    return probability >= threshold
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,6 +130,12 @@ class QuestionSpec:
             raise ValueError("the question is empty")
         if not (math.isfinite(self.fps) and self.fps > 0):
             raise ValueError(f"fps must be positive, not {self.fps}")
+
+
+def _check_threshold(threshold: float | None) -> None:
+    """Raise ValueError unless the threshold is None or a probability in (0, 1]."""
+    if threshold is not None and not (math.isfinite(threshold) and 0 < threshold <= 1):
+        raise ValueError(f"a threshold is a probability in (0, 1], not {threshold}")
 
 
 def _check_keys(keys: tuple[str, ...], kind: LabelKind) -> None:
@@ -227,26 +255,45 @@ def build_combined_request(spec: CheckSpec, frames: Sequence[bytes]) -> VisionRe
     )
 
 
-def interpret_combined(answer: Mapping[str, Any], spec: CheckSpec) -> Observation:
-    """Return the observation in a parsed combined answer, keeping only the spec's labels and rules."""
+def interpret_combined(
+    answer: Mapping[str, Any],
+    spec: CheckSpec,
+    *,
+    presence_probability: float | None = None,
+    rule_probabilities: Mapping[str, float] | None = None,
+) -> Observation:
+    """Return the observation in a parsed combined answer, keeping only the spec's labels and rules.
+
+    With the probabilities read from the reply's tokens (by rule id), presence and each rule with a threshold
+    hold when their P(yes) reaches it; the gestures and activities are the listed ones (they have no yes/no).
+    """
     gestures = {label.key for label in spec.enabled_gestures()}
     activities = {label.key for label in spec.enabled_activities()}
     person = answer.get("person_present")
     rule_answers = answer.get("rules")
+    p_rules = {
+        rule.rule_id: rule_probabilities[rule.rule_id]
+        for rule in spec.rules
+        if rule_probabilities and rule.rule_id in rule_probabilities
+    }
     rules: dict[str, bool] = {}
     if isinstance(rule_answers, Mapping):
         rules = {
-            rule.rule_id: is_yes(rule_answers[alias])
+            rule.rule_id: decide(is_yes(rule_answers[alias]), p_rules.get(rule.rule_id), rule.threshold)
             for alias, rule in spec.rule_aliases().items()
             if alias in rule_answers
         }
+    present = spec.presence and person is not None
+    p_presence = presence_probability if present else None
     reason = answer.get("reason")
     return Observation(
         gestures=frozenset(_listed(answer.get("gestures")) & gestures),
         activities=frozenset(_listed(answer.get("activities")) & activities),
-        person_present=is_yes(person) if spec.presence and person is not None else None,
+        person_present=decide(is_yes(person), p_presence, spec.label_threshold) if present else None,
         rules=rules,
         reason=(reason.strip() or None) if isinstance(reason, str) else None,
+        rule_probabilities={key: p for key, p in p_rules.items() if key in rules},
+        presence_probability=p_presence,
     )
 
 
@@ -307,13 +354,25 @@ def build_condition_requests(spec: CheckSpec, frames: Sequence[bytes]) -> list[t
     ]
 
 
-def interpret_conditions(results: Mapping[str, Mapping[str, Any]], spec: CheckSpec) -> Observation:
+def interpret_conditions(
+    results: Mapping[str, Mapping[str, Any]],
+    spec: CheckSpec,
+    probabilities: Mapping[str, float] | None = None,
+) -> Observation:
     """Return the observation in per-condition answers ({"result": "yes"} by key); unknown keys are ignored.
 
-    A condition without an answer (its request failed) counts as not seen; its rule is left out.
+    `probabilities` are the answers' P(yes) by the same keys, where the reply's tokens gave one: a condition
+    with a threshold (the rule's, or the spec's label threshold) holds when its P(yes) reaches it. A condition
+    without an answer (its request failed) counts as not seen; its rule is left out.
     """
-    answers = {key: is_yes(result.get("result")) for key, result in results.items()}
+    p_of = {key: p for key, p in (probabilities or {}).items() if key in results}
+    thresholds = {f"{_RULE_PREFIX}{rule.rule_id}": rule.threshold for rule in spec.rules}
+    answers = {
+        key: decide(is_yes(result.get("result")), p_of.get(key), thresholds.get(key, spec.label_threshold))
+        for key, result in results.items()
+    }
     presence_key = f"{PRESENCE.kind}:{PRESENCE.key}"
+    labels = (*spec.enabled_gestures(), *spec.enabled_activities())
     return Observation(
         gestures=frozenset(
             label.key for label in spec.enabled_gestures() if answers.get(f"{label.kind}:{label.key}")
@@ -326,6 +385,17 @@ def interpret_conditions(results: Mapping[str, Mapping[str, Any]], spec: CheckSp
             rule.rule_id: answers[f"{_RULE_PREFIX}{rule.rule_id}"]
             for rule in spec.rules
             if f"{_RULE_PREFIX}{rule.rule_id}" in answers
+        },
+        rule_probabilities={
+            rule.rule_id: p_of[f"{_RULE_PREFIX}{rule.rule_id}"]
+            for rule in spec.rules
+            if f"{_RULE_PREFIX}{rule.rule_id}" in p_of
+        },
+        presence_probability=p_of.get(presence_key) if spec.presence else None,
+        label_probabilities={
+            label.key: p_of[f"{label.kind}:{label.key}"]
+            for label in labels
+            if f"{label.kind}:{label.key}" in p_of
         },
     )
 

@@ -174,6 +174,12 @@ class FailoverBackend:
         return self._stats
 
     @property
+    def logprobs_support(self) -> str:
+        """Return whether the server that serves now (the preferred one when none does) gives log-probabilities."""
+        serving = self.active_index
+        return self._servers[serving if serving is not None else 0].backend.logprobs_support
+
+    @property
     def active_index(self) -> int | None:
         """Return the position of the server that serves now, or None when every server is down."""
         return next((server.index for server in self._servers if server.healthy), None)

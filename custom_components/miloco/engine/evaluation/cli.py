@@ -19,9 +19,11 @@ from .connect import BackendOptions, EmbeddedOptions, RemoteOptions, check_optio
 from .convert import convert
 from .errors import EvaluationError
 from .media import load_footage
+from .plot import pr_curve_png
 from .report import build_report, render_markdown
 from .runner import ClipOutcome, SettingRun, check_budgets, evaluate
 from .settings import Setting, parse_setting
+from .thresholds import class_curves
 
 PROG: Final = "scripts/eval"
 
@@ -64,7 +66,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "run",
         help="score a clip set on a backend",
         description="Run every clip through the backend as a camera check would, once per setting, and report "
-        "per-class precision, recall and F1, tokens and latency (markdown on stdout).",
+        "per-class precision, recall and F1, tokens and latency, and per class with P(yes) the precision-recall "
+        "curve (PNG files beside --markdown or --json) with its best-F1 threshold (markdown on stdout).",
     )
     run.add_argument("clip_set", type=Path, metavar="SET", help="clip set folder (see docs/evaluation.md)")
     where = run.add_mutually_exclusive_group(required=True)
@@ -147,6 +150,9 @@ def _run(args: argparse.Namespace) -> int:
         )
     )
     report = build_report(clip_set, runs, backend=backend_facts, classes=[*gestures, *activities])
+    folder = next((path.parent for path in (args.markdown, args.json) if path is not None), None)
+    if folder is not None:
+        _write_plots(folder, runs, report, [*gestures, *activities])
     markdown = render_markdown(report)
     if args.json is not None:
         _write(args.json, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
@@ -248,6 +254,26 @@ def _backend_options(args: argparse.Namespace) -> BackendOptions:
         context=args.context,
         timeout_s=args.timeout or EMBEDDED_TIMEOUT_S,
     )
+
+
+def _write_plots(
+    folder: Path, runs: Sequence[SettingRun], report: dict[str, Any], classes: Sequence[str]
+) -> None:
+    """Draw each setting's curves as PNG files in the report's folder, and name them in the report."""
+    for number, (run, entry) in enumerate(zip(runs, report["settings"], strict=True), 1):
+        for key, curve in class_curves(run.outcomes, classes).items():
+            name = f"pr-{number}-{key}.png"
+            _write_bytes(folder / name, pr_curve_png(curve, title=f"{key} · {run.setting.label}"))
+            entry["thresholds"][key]["plot"] = name
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Write a plot file, creating its folder."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as err:
+        raise EvaluationError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def _write(path: Path, text: str) -> None:

@@ -11,6 +11,7 @@ from ..labels import Label, by_key
 from .clips import ClipSet
 from .metrics import Confusion, Scores, confusions, macro, micro, percentile, scores
 from .runner import ClipOutcome, SettingRun
+from .thresholds import POOLED, class_curves, curve_entry, form_snippet
 
 REFERENCE_MODEL: Final = "MiMo-VL-Miloco-7B"
 REFERENCE_SOURCE: Final = (
@@ -91,6 +92,11 @@ def _setting_report(run: SettingRun, labels: Sequence[Label]) -> dict[str, Any]:
             "micro": _scores_entry(micro(counts.values())),
         },
         "cost": _cost(run.outcomes),
+        # Per class with a P(yes), then POOLED: the precision-recall curve and the best-F1 threshold.
+        "thresholds": {
+            key: curve_entry(curve)
+            for key, curve in class_curves(run.outcomes, [label.key for label in labels]).items()
+        },
         "clips": [_clip_entry(outcome) for outcome in run.outcomes],
     }
 
@@ -156,6 +162,7 @@ def _clip_entry(outcome: ClipOutcome) -> dict[str, Any]:
         "completion_tokens": outcome.completion_tokens,
         "reason": outcome.reason,
         "error": outcome.error,
+        "probabilities": dict(outcome.probabilities),
     }
 
 
@@ -176,6 +183,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     ]
     for entry in settings:
         lines += ["", *_counts_table(entry, report["classes"]), *_mistakes(entry)]
+        lines += ["", *_thresholds_table(entry)]
     return "\n".join(lines) + "\n"
 
 
@@ -273,6 +281,45 @@ def _counts_table(entry: Mapping[str, Any], classes: Sequence[Mapping[str, Any]]
         average = entry["averages"][name]
         cells = [_percent(average[score]) for score in ("precision", "recall", "f1")]
         lines.append(_row([f"**{title}**", "", "", "", "", *cells]))
+    return lines
+
+
+def _thresholds_table(entry: Mapping[str, Any]) -> list[str]:
+    """Return one setting's curves: area, best-F1 threshold and its scores per class, and the form snippet."""
+    title = f"## Thresholds: {entry['label']}"
+    thresholds: Mapping[str, Mapping[str, Any]] = entry["thresholds"]
+    if not thresholds:
+        return [
+            title,
+            "",
+            "No probabilities: the combined mode lists labels without a yes/no, or the server gave no "
+            "log-probabilities. Run with `mode=per_condition` on a server that returns them.",
+        ]
+    head = ["class", "AP", "best-F1 threshold", "precision", "recall", "F1", "curve"]
+    lines = [title, "", _row(head), _row(["---", *["--:"] * (len(head) - 2), "---"])]
+    for key, curve in thresholds.items():
+        best = curve["best_f1"]
+        plot = curve.get("plot")
+        cells = [
+            f"**{key}** (pooled)" if key == POOLED else key,
+            _number(curve["average_precision"], "{:.3f}"),
+            _DASH if best is None else f"{best['threshold']:.4f}",
+            _DASH if best is None else _percent(best["precision"]),
+            _DASH if best is None else _percent(best["recall"]),
+            _DASH if best is None else _percent(best["f1"]),
+            f"[{plot}]({plot})" if plot else _DASH,
+        ]
+        lines.append(_row(cells))
+    lines += [
+        "",
+        "AP: the area under the precision-recall curve (average precision). A clip counts as seen when its "
+        "P(yes) is at least the threshold; of thresholds with the same F1 the highest is shown (fewer false "
+        "alarms). To apply them (whole percent, rounded down):",
+        "",
+        "```yaml",
+        *form_snippet(thresholds),
+        "```",
+    ]
     return lines
 
 

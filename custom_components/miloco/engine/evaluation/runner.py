@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 import time
 from typing import Final
 
@@ -56,6 +56,8 @@ class ClipOutcome:
     reason: str | None = None
     # Why the check failed (it then counts as seeing nothing), or None.
     error: str | None = None
+    # P(yes) by class, where the check gave one (per-condition mode, a server with log-probabilities).
+    probabilities: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,6 +150,7 @@ async def _check_clip(
         prompt_tokens=answer.prompt_tokens,
         completion_tokens=answer.completion_tokens,
         reason=observation.reason,
+        probabilities=dict(observation.label_probabilities),
     )
 
 
@@ -167,7 +170,12 @@ def _failed(clip: Clip, window: Sequence[Frame], started: float, error: str) -> 
 
 def _restricted(outcome: ClipOutcome, classes: frozenset[str]) -> ClipOutcome:
     """Return the outcome with truth and answer limited to the evaluated classes."""
-    return replace(outcome, truth=outcome.truth & classes, predicted=outcome.predicted & classes)
+    return replace(
+        outcome,
+        truth=outcome.truth & classes,
+        predicted=outcome.predicted & classes,
+        probabilities={key: p for key, p in outcome.probabilities.items() if key in classes},
+    )
 
 
 def _short(err: Exception) -> str:

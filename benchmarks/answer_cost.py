@@ -169,6 +169,7 @@ class _Client:
             "evaluated": timings.get("prompt_n"),
             "predicted_ms": timings.get("predicted_ms"),
             "truncated": body["choices"][0].get("finish_reason") == "length",
+            "text": body["choices"][0]["message"].get("content") or "",
         }
 
     async def tokens(self, text: str) -> int:
@@ -188,6 +189,7 @@ async def _check(client: _Client, payloads: list[dict[str, Any]]) -> dict[str, A
         "predicted_ms": round(sum(reply["predicted_ms"] or 0.0 for reply in replies), 2),
         "evaluated": sum(reply["evaluated"] or 0 for reply in replies),
         "truncated": sum(reply["truncated"] for reply in replies),
+        "texts": [reply["text"] for reply in replies],
     }
 
 
@@ -208,12 +210,17 @@ async def measure(url: str, checks: int) -> dict[str, Any]:
             mode: sum(request.max_tokens for request in check_requests(mode, frames)) for mode in MODES
         }
         rows: list[dict[str, Any]] = []
+        samples: dict[str, list[str]] = {}
         # One round more than asked: the first fills the server's prompt cache and is left out.
         for round_index in range(checks + 1):
             # A rotating order, so that no variant always runs first (after another's cache) or last.
             shift = round_index % len(variants)
             for mode, logprobs in variants[shift:] + variants[:shift]:
                 row = await _check(client, payloads[(mode, logprobs)])
+                texts = row.pop("texts")
+                if not logprobs:
+                    # What the tiny model wrote (the same at every check: temperature 0, the same frames).
+                    samples[mode] = texts
                 if round_index:
                     rows.append({"mode": mode, "logprobs": logprobs, "check": round_index, **row})
         minimal = {
@@ -224,7 +231,22 @@ async def measure(url: str, checks: int) -> dict[str, Any]:
                 (case, minimal_answers(holding)) for case, holding in answer_cases().items()
             )
         }
-    return {"checks": checks, "max_tokens": max_tokens, "rows": rows, "minimal_tokens": minimal}
+    return {
+        "checks": checks,
+        "max_tokens": max_tokens,
+        "rows": rows,
+        "minimal_tokens": minimal,
+        "samples": samples,
+    }
+
+
+def _system_name() -> str:
+    """Return the running system's name (inside the newest suite's root filesystem: Debian testing)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.partition("=")[2].strip('"')
+    return "an unnamed system"
 
 
 def _window() -> list[bytes]:
@@ -249,7 +271,8 @@ async def async_run(checks: int, log_dir: Path) -> dict[str, Any]:
     await loop.run_in_executor(None, server.start)
     try:
         version = await loop.run_in_executor(None, server.version)
-        return {"where": place, "version": version, **await measure(server.url, checks)}
+        system = _system_name() if place == "host" else "the Debian-testing root filesystem"
+        return {"where": place, "system": system, "version": version, **await measure(server.url, checks)}
     finally:
         with contextlib.suppress(Exception):
             await loop.run_in_executor(None, server.stop)
@@ -290,7 +313,7 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         return [*lines, f"Skipped: {result['skipped']}.", ""]
     entries = summary(result)
     lines += [
-        f"llama-server {result['version']} (Debian's llama.cpp-tools), on the {result['where']}, one slot, one "
+        f"llama-server {result['version']} (Debian's llama.cpp-tools), on {result['system']}, one slot, one "
         "thread, the tiny random-weight Qwen2.5-VL pair. A typical camera: 6 gestures, 5 activities, presence "
         f"and 5 rules (17 conditions). {result['checks']} checks per variant on the same six frames (medium "
         "detail), the six variants interleaved in a rotating order, after one warm-up round; `max_tokens` "
@@ -357,20 +380,37 @@ def report_lines(result: dict[str, Any]) -> list[str]:
             f"| {_ratio(off, base, 'completion_tokens')} | {_ratio(off, base, 'wall_s')} "
             f"| {_ratio(as_asked, asked_base, 'reply_bytes')} | {_ratio(as_asked, asked_base, 'wall_s')} |"
         )
+    truncated = sum(entry["truncated"] for entry in entries)
     lines += [
         "",
-        "What the tiny model's numbers tell: the reply bytes and wall time that log-probabilities add per "
-        "generated token (each token then carries its five alternatives, as JSON), and how a format's length "
-        "turns into generation time on this server. What they do not tell: how long a trained model's "
-        "answers are. Random weights pick keys and write reasons of arbitrary length within the schema, and "
-        "some replies run to `max_tokens` (the last column), so the measured token counts are the tiny "
-        "model's, not MiMo-VL's; the schema minima above are the part that carries over. Prompt evaluation "
-        "is mostly served from the cache here (the same frames every check), so the wall times are chiefly "
+        "What the tiny model wrote, logprobs off (temperature 0: the same at every check):",
+        "",
+        *(f"- {mode}: `{_short(result['samples'][mode])}`" for mode in MODES),
+        "",
+        "What the tiny model's numbers tell: the reply bytes that log-probabilities add per generated token "
+        "(each token then carries its five alternatives as JSON), what they add to the wall time, and how a "
+        "format's length turns into generation time on this server. What they do not tell: how long a "
+        "trained model's answers are. Random weights pick keys and write reasons of arbitrary length within "
+        "the schema, so the measured token counts are the tiny model's, not MiMo-VL's"
+        + (
+            f" ({truncated} replies ran to `max_tokens`, the last column)"
+            if truncated
+            else " (none ran to `max_tokens` here)"
+        )
+        + "; the schema minima above are the part that carries over. Prompt evaluation is served from the "
+        "cache here (the same frames every check: the evaluated column), so the wall times are chiefly "
         "generation; a camera's fresh frames add the same image evaluation to either combined format. "
         "Absolute times on this shared two-core machine are noise; compare within the run.",
         "",
     ]
     return lines
+
+
+def _short(texts: list[str], chars: int = 160) -> str:
+    """Return a check's reply texts on one line, the first of several followed by their count."""
+    text = " ".join(texts[0].split()) if texts else ""
+    more = f" … (+{len(texts) - 1} more replies)" if len(texts) > 1 else ""
+    return (text[:chars] + ("…" if len(text) > chars else "")).replace("`", "'") + more
 
 
 def _num(value: float) -> str:

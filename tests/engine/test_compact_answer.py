@@ -10,7 +10,7 @@ import aiohttp
 from PIL import Image
 import pytest
 
-from custom_components.miloco.engine import check, frames, parse, prompt
+from custom_components.miloco.engine import check, frames, labels, parse, prompt
 from custom_components.miloco.engine.backends.openai_compat import OpenAICompatBackend
 
 from ..model_server import FakeModelServer, Reply, yes_no_logprobs
@@ -187,3 +187,17 @@ async def test_ask_in_full_format_still_asks_for_logprobs(
     (body,) = server.chat_requests
     assert body["top_logprobs"] == check.CHECK_TOP_LOGPROBS
     assert answer.observation.presence_probability == pytest.approx(0.9)
+
+
+def test_every_key_names_one_condition() -> None:
+    # Labels, presence and rule aliases share one list: a label key that looked like "person" or "r3"
+    # would make two conditions one.
+    many = tuple(RuleSpec(f"rule-{index}", f"condition {index}") for index in range(20))
+    spec = CheckSpec(
+        gestures=tuple(label.key for label in labels.GESTURES),
+        activities=tuple(label.key for label in labels.ACTIVITIES),
+        presence=True,
+        rules=many,
+        answer_format="compact",
+    )
+    assert len(prompt.compact_keys(spec)) == len(labels.GESTURES) + len(labels.ACTIVITIES) + 1 + len(many)

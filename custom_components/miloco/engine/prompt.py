@@ -205,13 +205,7 @@ def _yes_no() -> dict[str, Any]:
 
 def combined_system_prompt(spec: CheckSpec, n_frames: int) -> str:
     """Return the system prompt of the combined check; the same for every check of a camera."""
-    window_s = n_frames / spec.fps
-    lines = [
-        "You are the vision assistant of a smart-home camera.",
-        f"You receive {n_frames} frames taken over {_number(window_s)} seconds "
-        f"({_number(spec.fps)} frames per second), oldest first; the last frame is the present moment.",
-        "Report only what is clearly visible in the most recent frames. When unsure, leave it out.",
-    ]
+    lines = _camera_lines(spec, n_frames)
     for title, labels in (("Gestures", spec.enabled_gestures()), ("Activities", spec.enabled_activities())):
         if labels:
             lines.append(f"{title} to look for (report their keys):")
@@ -224,6 +218,16 @@ def combined_system_prompt(spec: CheckSpec, n_frames: int) -> str:
         )
     lines.append("Reply with one JSON object that matches the requested format, and nothing else.")
     return "\n".join(lines)
+
+
+def _camera_lines(spec: CheckSpec, n_frames: int) -> list[str]:
+    """Return the opening of a combined check's system prompt (either format): the role and the frames."""
+    return [
+        "You are the vision assistant of a smart-home camera.",
+        f"You receive {n_frames} frames taken over {_number(n_frames / spec.fps)} seconds "
+        f"({_number(spec.fps)} frames per second), oldest first; the last frame is the present moment.",
+        "Report only what is clearly visible in the most recent frames. When unsure, leave it out.",
+    ]
 
 
 def combined_question(spec: CheckSpec) -> str:
@@ -347,10 +351,7 @@ def compact_schema(spec: CheckSpec) -> dict[str, Any]:
 def compact_system_prompt(spec: CheckSpec, n_frames: int) -> str:
     """Return the system prompt of a compact combined check: the frames, then every key and its meaning."""
     lines = [
-        "You are the vision assistant of a smart-home camera.",
-        f"You receive {n_frames} frames taken over {_number(n_frames / spec.fps)} seconds "
-        f"({_number(spec.fps)} frames per second), oldest first; the last frame is the present moment.",
-        "Report only what is clearly visible in the most recent frames. When unsure, leave it out.",
+        *_camera_lines(spec, n_frames),
         "Each key below names something that may hold; list the keys that hold, and only those:",
     ]
     lines.extend(f"- {key}: {meaning}" for key, meaning in compact_keys(spec).items())

@@ -156,6 +156,8 @@ def test_model_path_without_projector(clip_set: Path, capsys: pytest.CaptureFixt
         ("thinking=maybe", "thinking must be on or off"),
         ("colour=red", "expected key=value"),
         ("frames=6,frames=4", "frames is given twice"),
+        ("answer=terse", "answer must be full or compact"),
+        ("mode=per_condition,answer=compact", "answer=compact needs mode=combined"),
     ],
 )
 def test_bad_setting(clip_set: Path, capsys: pytest.CaptureFixture[str], setting: str, expected: str) -> None:

@@ -14,6 +14,7 @@ from .confidence import combined_probabilities, condition_probability
 from .frames import FramePlan, PreparedFrame, pick_window, prepare_clip, prepare_images
 from .parse import parse_reply
 from .prompt import (
+    ANSWER_COMPACT,
     CheckSpec,
     Observation,
     QuestionSpec,
@@ -22,6 +23,7 @@ from .prompt import (
     build_images_request,
     build_question_request,
     interpret_combined,
+    interpret_compact,
     interpret_conditions,
 )
 from .window import Frame
@@ -122,6 +124,13 @@ async def ask(
             ) is not None:
                 probabilities[key] = probability
         observation = interpret_conditions(answers, spec, probabilities)
+    elif spec.answer_format == ANSWER_COMPACT:
+        # A compact answer has no yes/no token to read a probability from: log-probabilities would cost
+        # reply bytes for nothing.
+        request = build_combined_request(spec, frames)
+        reply = await backend.async_complete(request)
+        replies.append(reply)
+        observation = interpret_compact(await _parse(loop, reply, request), spec)
     else:
         request = build_combined_request(spec, frames)
         reply = await backend.async_complete(replace(request, logprobs=CHECK_TOP_LOGPROBS))

@@ -23,6 +23,12 @@ _THINKING_TOKENS: Final = 2048
 
 _RULE_PREFIX: Final = "rule:"
 
+# How a combined check's answer is shaped: every yes/no field (the default), or only the keys that hold.
+ANSWER_FULL: Final = "full"
+ANSWER_COMPACT: Final = "compact"
+ANSWER_FORMATS: Final = (ANSWER_FULL, ANSWER_COMPACT)
+HOLDS_FIELD: Final = "holds"
+
 # A free question (the analyze service, AI Task): the reply budget.
 _QUESTION_TOKENS: Final = 1024
 
@@ -57,10 +63,14 @@ class CheckSpec:
     # The P(yes) at which a gesture, activity or presence counts as seen, where the reply gives one; None: the
     # model's own yes/no.
     label_threshold: float | None = None
+    # The combined answer's shape (ANSWER_FORMATS); per-condition checks always answer {"result": …}.
+    answer_format: str = ANSWER_FULL
 
     def __post_init__(self) -> None:
         """Refuse unknown or misplaced label keys, duplicate rules, a non-positive frame rate, a bad threshold."""
         _check_threshold(self.label_threshold)
+        if self.answer_format not in ANSWER_FORMATS:
+            raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, not {self.answer_format!r}")
         _check_keys(self.gestures, LabelKind.GESTURE)
         _check_keys(self.activities, LabelKind.ACTIVITY)
         ids = [rule.rule_id for rule in self.rules]
@@ -195,13 +205,7 @@ def _yes_no() -> dict[str, Any]:
 
 def combined_system_prompt(spec: CheckSpec, n_frames: int) -> str:
     """Return the system prompt of the combined check; the same for every check of a camera."""
-    window_s = n_frames / spec.fps
-    lines = [
-        "You are the vision assistant of a smart-home camera.",
-        f"You receive {n_frames} frames taken over {_number(window_s)} seconds "
-        f"({_number(spec.fps)} frames per second), oldest first; the last frame is the present moment.",
-        "Report only what is clearly visible in the most recent frames. When unsure, leave it out.",
-    ]
+    lines = _camera_lines(spec, n_frames)
     for title, labels in (("Gestures", spec.enabled_gestures()), ("Activities", spec.enabled_activities())):
         if labels:
             lines.append(f"{title} to look for (report their keys):")
@@ -214,6 +218,16 @@ def combined_system_prompt(spec: CheckSpec, n_frames: int) -> str:
         )
     lines.append("Reply with one JSON object that matches the requested format, and nothing else.")
     return "\n".join(lines)
+
+
+def _camera_lines(spec: CheckSpec, n_frames: int) -> list[str]:
+    """Return the opening of a combined check's system prompt (either format): the role and the frames."""
+    return [
+        "You are the vision assistant of a smart-home camera.",
+        f"You receive {n_frames} frames taken over {_number(n_frames / spec.fps)} seconds "
+        f"({_number(spec.fps)} frames per second), oldest first; the last frame is the present moment.",
+        "Report only what is clearly visible in the most recent frames. When unsure, leave it out.",
+    ]
 
 
 def combined_question(spec: CheckSpec) -> str:
@@ -241,15 +255,17 @@ def combined_question(spec: CheckSpec) -> str:
 
 
 def build_combined_request(spec: CheckSpec, frames: Sequence[bytes]) -> VisionRequest:
-    """Return ONE request that asks for every label and rule of the spec about these frames."""
+    """Return ONE request that asks for every label and rule of the spec about these frames, in its format."""
     _require_question(spec)
+    # The same budget for both formats: a compact answer is shorter, and only needs less.
     max_tokens = _COMBINED_TOKENS + _TOKENS_PER_RULE * len(spec.rules)
+    compact = spec.answer_format == ANSWER_COMPACT
     return VisionRequest(
-        system_prompt=combined_system_prompt(spec, len(frames)),
+        system_prompt=(compact_system_prompt if compact else combined_system_prompt)(spec, len(frames)),
         lead_in=LEAD_IN,
         frames=tuple(frames),
-        question=combined_question(spec),
-        json_schema=combined_schema(spec),
+        question=compact_question(spec) if compact else combined_question(spec),
+        json_schema=compact_schema(spec) if compact else combined_schema(spec),
         max_tokens=_THINKING_TOKENS + max_tokens if spec.thinking else max_tokens,
         thinking=spec.thinking,
     )
@@ -300,6 +316,77 @@ def interpret_combined(
 def _listed(value: object) -> set[str]:
     """Return the strings in a JSON array (anything else counts as an empty list)."""
     return {item for item in value if isinstance(item, str)} if isinstance(value, list) else set()
+
+
+# --- the compact combined answer: only the keys that hold ----------------------------------------------
+
+
+def compact_keys(spec: CheckSpec) -> dict[str, str]:
+    """Return the keys a compact answer may list, each with what it stands for, in prompt order.
+
+    Gestures and activities by their keys, presence as "person", rules by their aliases (r1, r2, …): the
+    label catalogue has no key that looks like a rule alias or "person" among gestures and activities.
+    """
+    keys = {label.key: label.description for label in (*spec.enabled_gestures(), *spec.enabled_activities())}
+    if spec.presence:
+        keys[PRESENCE.key] = PRESENCE.description
+    keys.update({alias: _clean(rule.condition_text) for alias, rule in spec.rule_aliases().items()})
+    return keys
+
+
+def compact_schema(spec: CheckSpec) -> dict[str, Any]:
+    """Return the schema of the compact answer: the keys that hold, each among the spec's, and a reason."""
+    keys = list(compact_keys(spec))
+    return {
+        "type": "object",
+        "properties": {
+            HOLDS_FIELD: {"type": "array", "items": {"type": "string", "enum": keys}, "maxItems": len(keys)},
+            "reason": {"type": "string", "maxLength": REASON_MAX_CHARS},
+        },
+        "required": [HOLDS_FIELD],
+        "additionalProperties": False,
+    }
+
+
+def compact_system_prompt(spec: CheckSpec, n_frames: int) -> str:
+    """Return the system prompt of a compact combined check: the frames, then every key and its meaning."""
+    lines = [
+        *_camera_lines(spec, n_frames),
+        "Each key below names something that may hold; list the keys that hold, and only those:",
+    ]
+    lines.extend(f"- {key}: {meaning}" for key, meaning in compact_keys(spec).items())
+    lines.append("Reply with one JSON object that matches the requested format, and nothing else.")
+    return "\n".join(lines)
+
+
+def compact_question(spec: CheckSpec) -> str:
+    """Return the question of a compact combined check: which keys hold, and the reply format."""
+    keys = ", ".join(compact_keys(spec))
+    return "\n".join(
+        [
+            "Which of the keys hold in the images?",
+            f'Reply with JSON: {{"{HOLDS_FIELD}": [zero or more of {keys}], '
+            f'"reason": a few words on what you see (at most {REASON_MAX_CHARS} characters)}}.',
+        ]
+    )
+
+
+def interpret_compact(answer: Mapping[str, Any], spec: CheckSpec) -> Observation:
+    """Return the observation in a parsed compact answer: a key not listed does not hold.
+
+    Keys outside the spec are never counted (the schema's enum already drops them when parsing). The
+    answer gives no yes/no token per condition, so it carries no probability: thresholds are not applied
+    and every condition is the model's own choice.
+    """
+    listed = _listed(answer.get(HOLDS_FIELD))
+    reason = answer.get("reason")
+    return Observation(
+        gestures=frozenset(label.key for label in spec.enabled_gestures() if label.key in listed),
+        activities=frozenset(label.key for label in spec.enabled_activities() if label.key in listed),
+        person_present=(PRESENCE.key in listed) if spec.presence else None,
+        rules={rule.rule_id: alias in listed for alias, rule in spec.rule_aliases().items()},
+        reason=(reason.strip() or None) if isinstance(reason, str) else None,
+    )
 
 
 # --- one request per condition: the model's training protocol ---------------------------------------------

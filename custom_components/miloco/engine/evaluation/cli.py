@@ -91,8 +91,9 @@ def _build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SPEC",
-        help="e.g. mode=per_condition,frames=6,detail=medium,thinking=off (keys: mode, frames, detail or budget, "
-        "thinking, name); repeat to compare settings; default: the integration's defaults",
+        help="e.g. mode=per_condition,frames=6,detail=medium,thinking=off (keys: mode, answer (full or compact, "
+        "combined mode), frames, detail or budget, thinking, name); repeat to compare settings; default: the "
+        "integration's defaults",
     )
     run.add_argument(
         "--classes",

@@ -1,4 +1,4 @@
-"""The settings an evaluation compares: prompt mode, frames per check, image-token budget and thinking."""
+"""The settings an evaluation compares: prompt mode, answer format, frames, image-token budget, thinking."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..frames import DEFAULT_DETAIL, DETAIL_BUDGETS
-from ..prompt import CheckSpec
+from ..prompt import ANSWER_FORMATS, ANSWER_FULL, CheckSpec
 from ..window import DEFAULT_FRAMES_PER_CHECK
 from .errors import EvaluationError
 
@@ -26,7 +26,7 @@ _SWITCH: Final = {
     "no": False,
     "0": False,
 }
-_KEYS: Final = ("mode", "frames", "detail", "budget", "thinking", "name")
+_KEYS: Final = ("mode", "answer", "frames", "detail", "budget", "thinking", "name")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +34,8 @@ class Setting:
     """One way of running the checks; every clip is evaluated once per setting."""
 
     mode: str = MODE_COMBINED
+    # The combined answer's shape: every yes/no field ("full") or only what holds ("compact").
+    answer: str = ANSWER_FULL
     frames: int = DEFAULT_FRAMES
     # The detail preset, or None when an explicit token budget was given.
     detail: str | None = DEFAULT_DETAIL
@@ -47,16 +49,25 @@ class Setting:
         if self.name:
             return self.name
         size = self.detail if self.detail is not None else f"{self.budget} tok"
-        return f"{self.mode} · {self.frames} fr · {size}{' · think' if self.thinking else ''}"
+        mode = self.mode if self.answer == ANSWER_FULL else f"{self.mode} {self.answer}"
+        return f"{mode} · {self.frames} fr · {size}{' · think' if self.thinking else ''}"
 
     def describe(self) -> str:
         """Return the setting in --setting syntax, every value spelled out."""
         size = f"detail={self.detail}" if self.detail is not None else f"budget={self.budget}"
-        return f"mode={self.mode},frames={self.frames},{size},thinking={'on' if self.thinking else 'off'}"
+        # The default format is left out, so that settings written before it existed read the same.
+        answer = "" if self.answer == ANSWER_FULL else f",answer={self.answer}"
+        return f"mode={self.mode}{answer},frames={self.frames},{size},thinking={'on' if self.thinking else 'off'}"
 
     def check_spec(self, gestures: tuple[str, ...], activities: tuple[str, ...], fps: float) -> CheckSpec:
         """Return what each check asks under this setting, for a clip captured at `fps`."""
-        return CheckSpec(gestures=gestures, activities=activities, fps=fps, thinking=self.thinking)
+        return CheckSpec(
+            gestures=gestures,
+            activities=activities,
+            fps=fps,
+            thinking=self.thinking,
+            answer_format=self.answer,
+        )
 
 
 def parse_setting(text: str) -> Setting:
@@ -75,6 +86,11 @@ def parse_setting(text: str) -> Setting:
     mode = values.get("mode", MODE_COMBINED)
     if mode not in MODES:
         raise EvaluationError(f"setting {text!r}: mode must be {' or '.join(MODES)}")
+    answer = values.get("answer", ANSWER_FULL)
+    if answer not in ANSWER_FORMATS:
+        raise EvaluationError(f"setting {text!r}: answer must be {' or '.join(ANSWER_FORMATS)}")
+    if answer != ANSWER_FULL and mode != MODE_COMBINED:
+        raise EvaluationError(f"setting {text!r}: answer={answer} needs mode={MODE_COMBINED}")
     detail: str | None = values.get("detail", DEFAULT_DETAIL)
     budget = DETAIL_BUDGETS.get(detail or "", 0)
     if "budget" in values:
@@ -86,6 +102,7 @@ def parse_setting(text: str) -> Setting:
         raise EvaluationError(f"setting {text!r}: thinking must be on or off")
     return Setting(
         mode=mode,
+        answer=answer,
         frames=_integer(values.get("frames", str(DEFAULT_FRAMES)), "frames", text, 1, MAX_FRAMES),
         detail=detail,
         budget=budget,

@@ -241,10 +241,10 @@ async def test_walkthrough_in_the_browser(
     last_detection = ENTITY["image"]["last_detection"]["name"]
     await page.locator('input[placeholder^="Search"]').filter(visible=True).first.fill(last_detection)
     # The row names the entity alone (2026.x) or with its device (2025.4).
-    await (
+    await ui.click_row(
         page.get_by_text(last_detection, exact=True)
         .or_(page.get_by_text(f"{CAMERA} {last_detection}", exact=True))
-        .first.click()
+        .first
     )
     picture = page.locator('img[src*="/api/image_proxy/image."]').first
     await picture.wait_for()

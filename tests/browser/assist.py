@@ -4,7 +4,8 @@ Preconditions set up without the UI, through the APIs the frontend itself calls 
 websocket, with the logged-in page's own connection): core's Ollama integration pointed at the scripted Ollama
 server on loopback, its conversation agent with Miloco's API selected (HA 2025.4: the entry's options; 2025.7 on:
 a conversation subentry), the agent as the preferred Assist pipeline's, and the camera exposed to Assist. The
-question is then typed into Assist's dialog, as a person does.
+question is then typed into Assist's dialog, as a person does. Both supported lines have all this (an Ollama agent
+with a selectable LLM API, llm.async_register_api, Assist's dialog on the pipeline API), so it runs on each.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def _form_answer(form: dict[str, Any], ollama_url: str) -> dict[str, Any]:
     for field in form["data_schema"]:
         name = field["name"]
         if name == "llm_hass_api":
-            # A list of APIs from HA 2025.5 on (a multiple select); one API before.
+            # A list of APIs on newer lines (a multiple select); one API on HA 2025.4.
             multiple = (field.get("selector") or {}).get("select", {}).get("multiple", False)
             answer[name] = [API_ID] if multiple else API_ID
         elif name in values:

@@ -13,6 +13,8 @@ import pytest
 
 from testkit.ports import free_port
 
+from ..ollama_server import ScriptedOllama
+from .assist import LOOK_QUESTION
 from .home_assistant import PASSWORD, USERNAME, DevHomeAssistant
 from .ui import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Ui
 
@@ -66,6 +68,15 @@ async def dev_ha(socket_enabled: None, tmp_path: Path) -> AsyncGenerator[DevHome
         yield ha
     finally:
         ha.stop()
+
+
+@pytest.fixture
+async def ollama(socket_enabled: None) -> AsyncGenerator[ScriptedOllama]:
+    """Run the scripted Ollama server: it asks Miloco's look tool the walkthrough's camera question."""
+    server = ScriptedOllama("look", {"camera": "Demo camera", "question": LOOK_QUESTION})
+    await server.start()
+    yield server
+    await server.stop()
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[2]
 
 # The configuration of the development instance. `demo:` gives demo cameras and lights (its YAML key makes
-# it create its own config entry); no recorder, history or logbook: they are not needed and slow the start.
+# it create its own config entry); `assist_pipeline:` (with `conversation:`) gives Assist's dialog and the
+# pipeline whose agent it asks; no recorder, history or logbook: they are not needed and slow the start.
 CONFIGURATION = """\
 homeassistant:
   name: Home
@@ -44,6 +45,8 @@ onboarding:
 demo:
 camera:
 light:
+conversation:
+assist_pipeline:
 
 logger:
   default: warning
@@ -221,11 +224,17 @@ class DevHomeAssistant:
             pass
 
 
+# Miloco in a record: its logger or a frame of its code, or the word itself (an entry's or a service's name), but
+# not a directory named after the project (the test venvs live under ~/.cache/miloco/ or /opt/miloco/, so every
+# traceback of any integration runs through such a path).
+MILOCO_MENTION = re.compile(r"custom_components[./]miloco\b|(?<![\w/.+-])miloco(?![\w/+-])", re.IGNORECASE)
+
+
 def miloco_errors(log: str) -> list[str]:
     """Return the ERROR records of Home Assistant's log that mention Miloco (tracebacks included)."""
     records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", log)
     return [
         record
         for record in records
-        if re.match(r"\S+ \S+ (ERROR|CRITICAL) ", record) and "miloco" in record.lower()
+        if re.match(r"\S+ \S+ (ERROR|CRITICAL) ", record) and MILOCO_MENTION.search(record)
     ]

@@ -78,3 +78,24 @@ def test_log_errors_about_miloco_are_found_with_their_traceback() -> None:
     errors = miloco_errors(log)
     assert len(errors) == 1
     assert "ValueError: boom" in errors[0]
+
+
+def test_log_errors_of_other_integrations_under_a_miloco_directory_are_not_miloco_errors() -> None:
+    # HA 2025.4's media player image proxy fails in the test venv, which lives under ~/.cache/miloco/.
+    log = "\n".join(
+        [
+            "2026-12-07 16:49:37.509 ERROR (MainThread) [aiohttp.server] Error handling request from 127.0.0.1",
+            "Traceback (most recent call last):",
+            '  File "/root/.cache/miloco/venvs/ha-oldest-1cd234c8f1a3/lib/python3.13/site-packages/'
+            'homeassistant/components/media_player/__init__.py", line 1277, in get',
+            '  File "/opt/miloco/venvs/ha-newest/lib/python3.14/site-packages/aiodns/__init__.py", line 119',
+            "TypeError: Channel.getaddrinfo() takes 3 positional arguments",
+            "2026-12-07 16:49:38.000 ERROR (MainThread) [custom_components.miloco.llm_api] Look failed",
+            "2026-12-07 16:49:39.000 ERROR (MainThread) [homeassistant.components.script] Error in miloco.analyze",
+        ]
+    )
+    errors = miloco_errors(log)
+    assert [error.split(" [")[1].split("]")[0] for error in errors] == [
+        "custom_components.miloco.llm_api",
+        "homeassistant.components.script",
+    ]

@@ -5,7 +5,10 @@ cameras and lights; a scripted OpenAI-compatible model server runs in the test o
 add Miloco with the remote-server option (first at an address where nothing listens, to see the translated
 error), watch a demo camera, add the rule "someone is waving at the camera" whose action turns on a demo light,
 see the rule's entities on its device page; then the model starts to see a wave, and the UI shows the light
-turn on. Every step fails on raw translation keys and on browser console errors about Miloco.
+turn on. Last, Assist's dialog answers a question about the camera: core's Ollama agent (a scripted
+Ollama-compatible server on loopback plays its language model) calls Miloco's look tool, whose answer comes from
+the model server shown the camera's frames (see assist.py). Every step fails on raw translation keys and on
+browser console errors about Miloco.
 
 Preconditions set up without the UI: the owner account (onboarding API) and the HTTP settings (see
 home_assistant.py). Run alone with `scripts/test tests/browser`; MILOCO_SCREENSHOTS=1 also saves each step to
@@ -23,6 +26,15 @@ from playwright.async_api import expect
 from testkit.ports import free_port
 
 from ..model_server import FakeModelServer, Reply
+from ..ollama_server import ScriptedOllama
+from .assist import (
+    ASSIST_QUESTION,
+    LOOK_ANSWER,
+    LOOK_QUESTION,
+    add_ollama_agent,
+    ask_assist,
+    use_agent_in_assist,
+)
 from .home_assistant import DevHomeAssistant, miloco_errors
 from .ui import TRANSLATIONS, Ui
 
@@ -40,15 +52,22 @@ ENTITY = TRANSLATIONS["entity"]
 
 
 class WavingModel:
-    """A vision model that sees a wave on the camera once `waving` is set, and answers the probe image."""
+    """A vision model that sees a wave on the camera once `waving` is set, and answers the probe image.
+
+    It also answers Assist's look question (asked through Miloco's LLM API) and keeps those requests.
+    """
 
     def __init__(self) -> None:
         """Start with nobody waving."""
         self.waving = False
         self.asked_about_rules: list[list[str]] = []
+        self.looks: list[dict[str, Any]] = []
 
     def __call__(self, body: dict[str, Any]) -> Reply:
         """Answer one chat request from its requested answer structure."""
+        if LOOK_QUESTION in json.dumps(body["messages"]):
+            self.looks.append(body)
+            return Reply(content=json.dumps({"answer": LOOK_ANSWER}))
         response_format = body.get("response_format") or {}
         schema = (
             (response_format.get("json_schema") or {}).get("schema") or response_format.get("schema") or {}
@@ -182,7 +201,7 @@ async def add_rule(ui: Ui) -> None:
 
 
 async def test_walkthrough_in_the_browser(
-    ui: Ui, dev_ha: DevHomeAssistant, model_server: FakeModelServer
+    ui: Ui, dev_ha: DevHomeAssistant, model_server: FakeModelServer, ollama: ScriptedOllama
 ) -> None:
     page = ui.page
     model = WavingModel()
@@ -222,10 +241,10 @@ async def test_walkthrough_in_the_browser(
     last_detection = ENTITY["image"]["last_detection"]["name"]
     await page.locator('input[placeholder^="Search"]').filter(visible=True).first.fill(last_detection)
     # The row names the entity alone (2026.x) or with its device (2025.4).
-    await (
+    await ui.click_row(
         page.get_by_text(last_detection, exact=True)
         .or_(page.get_by_text(f"{CAMERA} {last_detection}", exact=True))
-        .first.click()
+        .first
     )
     picture = page.locator('img[src*="/api/image_proxy/image."]').first
     await picture.wait_for()
@@ -234,6 +253,20 @@ async def test_walkthrough_in_the_browser(
         "image => image.complete && image.naturalWidth > 0", arg=await picture.element_handle()
     )
     await ui.checkpoint("camera-last-detection")
+
+    # issue 22: Assist's dialog answers a question about the camera with what Miloco saw.
+    agent = await add_ollama_agent(ui, ollama.url)
+    await use_agent_in_assist(ui, agent, "camera.demo_camera")
+    await ask_assist(ui, ASSIST_QUESTION, f"Miloco says: {LOOK_ANSWER}")
+    await ui.checkpoint("assist-answers")
+    first, second = ollama.chats
+    # The agent was offered Miloco's tools, and the tool's result went back to it.
+    assert {"look", "recent_detections"} <= {tool["function"]["name"] for tool in first["tools"]}
+    (tool_message,) = [message for message in second["messages"] if message["role"] == "tool"]
+    assert LOOK_ANSWER in tool_message["content"]
+    # Miloco asked the vision model the question once, about the camera's real frames.
+    (look,) = model.looks
+    assert '"type": "image_url"' in json.dumps(look["messages"])
 
     assert not ui.miloco_console_errors()
     assert not miloco_errors(dev_ha.log_text()), miloco_errors(dev_ha.log_text())

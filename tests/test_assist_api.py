@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+import importlib
 import json
 from pathlib import Path
 import time
@@ -252,3 +253,14 @@ def test_each_miloco_event_becomes_its_detection() -> None:
     assert (ended.kind, ended.label, ended.phase) == ("presence", "person", "ended")
     assert detection_of({**base, "type": "something_new"}, now) is None
     assert detection_of({"type": "gesture", "gesture": "wave"}, now) is None
+
+
+def test_the_schema_library_is_chosen_once_at_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Looking for probatio at every call was a blocking import on the event loop each time (it does not exist
+    # on HA 2025.4, and a failed import is not cached): the choice is made once, as the module is imported.
+    def no_import(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a module was imported after the integration loaded")
+
+    monkeypatch.setattr(importlib, "import_module", no_import)
+    assert llm_api._schemas() is llm_api._SCHEMAS
+    assert hasattr(llm_api._schemas(), "Schema")

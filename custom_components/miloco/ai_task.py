@@ -10,7 +10,7 @@ nothing on older releases imports this module.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 import importlib
 from pathlib import Path
 from typing import Any, Final
@@ -217,17 +217,26 @@ def _name(attachment: conversation.Attachment) -> str:
     return "".join(char for char in name if char.isprintable())[:MAX_NAME_CHARS] or "image"
 
 
-def _to_openapi(structure: Any) -> Mapping[str, Any]:
-    """Return the structure as an OpenAPI schema, with the converter this Home Assistant release uses."""
+def _openapi_converter() -> Callable[..., Mapping[str, Any]]:
+    """Return the converter this Home Assistant release describes structures with (probatio from 2026)."""
     try:
         import probatio  # noqa: PLC0415 - HA 2026.x describes structures with probatio
-
-        return probatio.to_openapi(structure, custom_serializer=llm.selector_serializer)
     except ImportError:
         # HA 2025.8 to 2025.x: voluptuous schemas, converted by voluptuous-openapi.
         from voluptuous_openapi import convert  # noqa: PLC0415
 
-        return convert(structure, custom_serializer=llm.selector_serializer)
+        return convert
+    return probatio.to_openapi
+
+
+# Chosen once, as the module is imported (off the event loop): a failed import is not cached, and trying it at
+# every task would be a blocking import on the loop each time.
+_TO_OPENAPI: Final = _openapi_converter()
+
+
+def _to_openapi(structure: Any) -> Mapping[str, Any]:
+    """Return the structure as an OpenAPI schema, with the converter this Home Assistant release uses."""
+    return _TO_OPENAPI(structure, custom_serializer=llm.selector_serializer)
 
 
 def reply_schema(structure: Any) -> dict[str, Any]:

@@ -51,12 +51,22 @@ NO_CAMERA_PROMPT: Final = (
 )
 
 
-def _schemas() -> Any:
+def _schema_library() -> Any:
     """Return the schema library this Home Assistant's LLM tools are described with (probatio from 2026)."""
     try:
         return importlib.import_module("probatio")
     except ImportError:
         return importlib.import_module("voluptuous")
+
+
+# Chosen once, as the module is imported (off the event loop): a failed import is not cached, and looking again
+# at every call would be a blocking import on the loop each time.
+_SCHEMAS: Final = _schema_library()
+
+
+def _schemas() -> Any:
+    """Return the schema library chosen at import."""
+    return _SCHEMAS
 
 
 def _tool_result(data: dict[str, Any]) -> Any:

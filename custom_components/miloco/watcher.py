@@ -86,6 +86,7 @@ class CameraWatcher:
             heartbeat_s=config.heartbeat_s,
             gate=ChangeGate(config.change_threshold),
             limiter=limiter,
+            spare_slots=config.spare_slots,
         )
         self._intake = FrameIntake(
             hass,
@@ -116,7 +117,8 @@ class CameraWatcher:
         self._base_spec = config.check_spec()
         self._rule_provider: RuleProvider = tuple
         self._loop_task: asyncio.Task[None] | None = None
-        self._check_task: asyncio.Task[None] | None = None
+        # The checks in flight (two at most, the second on a spare slot).
+        self._check_tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
 
     @property
@@ -166,7 +168,7 @@ class CameraWatcher:
         self.schedule.stop()
         tasks = [
             task
-            for task in (self._loop_task, self._check_task, self._intake.capture_task)
+            for task in (self._loop_task, *self._check_tasks, self._intake.capture_task)
             if task is not None and not task.done()
         ]
         for task in tasks:
@@ -232,11 +234,13 @@ class CameraWatcher:
         """Ask the schedule, and act on its answer: start the check, or count the skip it reports."""
         question = Question(self._base_spec, self._rule_provider)
         match self.schedule.decide(now, occasion, asks=question.asks):
-            case Start(moving=moving):
-                self._check_task = self._start_task(
-                    self._check.async_run(question.spec, self.recent_frames(), moving=moving),
+            case Start(moving=moving, check=check):
+                task = self._start_task(
+                    self._check.async_run(question.spec, self.recent_frames(), moving=moving, check=check),
                     f"miloco check {self.config.camera_entity_id}",
                 )
+                self._check_tasks.add(task)
+                task.add_done_callback(self._check_tasks.discard)
             case Skip(reason=SkipReason.STILL, report=True):
                 self.stats.skipped_by_gate += 1
                 self.events.publish(self.state.unchanged(now), reason=None, now=now)

@@ -7,7 +7,7 @@ from pathlib import Path
 import sys
 from typing import Any
 
-from benchmarks import prepare_micro
+from benchmarks import limits, prepare_micro
 from benchmarks.llama_server_bench import report_lines as llama_server_report_lines
 from benchmarks.work_conserving import WAVE_TARGET_ID, WAVE_TARGET_MS, compare, wave_target
 
@@ -38,7 +38,11 @@ def _times(value: float | None) -> str:
 def _rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Return the runs that sweep tables show (own phases; every phase in a quick run), no tracemalloc."""
     quick = results["mode"] == "quick"
-    return [row for row in results["runs"] if not row["tracemalloc"] and (quick or not row["shared_phase"])]
+    return [
+        row
+        for row in results["runs"]
+        if not row["tracemalloc"] and not row.get("variant") and (quick or not row["shared_phase"])
+    ]
 
 
 def main() -> None:
@@ -57,6 +61,7 @@ def render(results: dict[str, Any]) -> str:
     lines += _findings(results)
     lines += _matrix(results)
     lines += _work_conserving(results)
+    lines += limits.render(results)
     lines += _ratios(results)
     lines += _rules(results)
     lines += _scale(results)

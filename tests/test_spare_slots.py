@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 import time
 from typing import Any
 
-from homeassistant.core import HomeAssistant
+from homeassistant.const import STATE_OFF, STATE_ON
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.helpers.event import async_track_state_change_event
 
 from custom_components.miloco.engine.scheduling import FairLimiter
 from custom_components.miloco.watcher import CameraWatcher
@@ -119,3 +121,40 @@ async def test_no_second_check_on_a_slot_another_camera_waits_for(
     assert model.arrived[1] - model.arrived[0] >= MODEL_S
     assert overlap.most == 1
     assert model_server.in_flight_max == 1
+
+
+async def test_a_late_answer_about_an_older_window_undoes_nothing(
+    hass: HomeAssistant, model_server: FakeModelServer
+) -> None:
+    # The first check's answer (someone reading) comes last, after the spare checks' answers about newer windows.
+    arrived = 0
+
+    def respond(body: dict[str, Any]) -> Reply:
+        nonlocal arrived
+        arrived += 1
+        if arrived == 1:
+            return Reply(content=answer(activities=("reading",)).content, delay_s=2.5)
+        return Reply(content=answer().content, delay_s=0.2)
+
+    model_server.responder = respond
+    room, hand = static_room(), waving_hand()
+    waving = False
+    camera = SceneCamera("Living room", lambda: hand() if waving else room())
+    reading: list[str] = []
+
+    @callback
+    def changed(event: Event[EventStateChangedData]) -> None:
+        if (new := event.data["new_state"]) is not None:
+            reading.append(new.state)
+
+    async_track_state_change_event(hass, ["binary_sensor.living_room_reading"], changed)
+    entry = await watch(hass, model_server, camera, spare_slots=True)
+    (watcher,) = entry.runtime_data.watchers.values()
+    await wait_for(lambda: arrived == 1)
+    waving = True
+    await wait_for(lambda: watcher.stats.stale_answers == 1, within=10)
+    await hass.async_block_till_done()
+    # Newer windows were answered first: the older "reading" is dropped, never shown.
+    assert watcher.stats.checks >= 2
+    assert STATE_ON not in reading
+    assert hass.states.get("binary_sensor.living_room_reading").state == STATE_OFF

@@ -490,6 +490,17 @@ SPARE_CASES: dict[str, tuple[bool, list[tuple[Step, object]]]] = {
             (InFlight(1.2), (0, False)),
         ],
     ),
+    "after a newer answer, a move starts a check beside the older one still in flight": (
+        True,
+        [
+            (Frame(0.0), MOVING),
+            (Frame(0.5, MOVED), MOVING),
+            (AnswerOf(0.7, 2), (True, IN_FLIGHT)),
+            (Frame(1.0, ROOM), MOVING),
+            (InFlight(1.0), (2, False)),
+            (AnswerOf(1.2, 1), (False, IN_FLIGHT)),
+        ],
+    ),
     "the older answer first, then the newer: both apply in order": (
         True,
         [

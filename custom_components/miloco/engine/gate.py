@@ -178,9 +178,11 @@ class ChangeGate:
 
     @property
     def changed_since_newest_start(self) -> bool:
-        """Return True when a frame newer than the newest check in flight moved (or a force came after it)."""
+        """Return True when a frame newer than the newest check started moved (or a force came after it)."""
         if not self._bases:
-            return False
+            # A check still in flight is older than the last answer applied (or there is none): what moved
+            # since that answer's window is what no check has seen.
+            return self.changed_since_check
         newest = self._bases[-1]
         return newest.forced or newest.since >= self._threshold
 

@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 import platform
 import pstats
+import random
 import subprocess
 import sys
 import tempfile
@@ -46,7 +47,7 @@ from homeassistant.helpers import frame
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from pytest_homeassistant_custom_component.common import async_test_home_assistant
 
-from benchmarks import prepare_micro, report
+from benchmarks import limits, prepare_micro, report
 from benchmarks.baselines import BASELINE_EVENT, BaselineCamera
 from benchmarks.costmodel import CostModel
 from benchmarks.llama_compare import async_compare
@@ -63,6 +64,7 @@ from benchmarks.scenes import (
     camera_entity_id,
 )
 from benchmarks.work_conserving import WAVE_SCENARIOS, compare, wave_target
+from custom_components.miloco import frame_intake as frame_intake_module
 from custom_components.miloco.engine.backends.openai_compat import OpenAICompatBackend
 from custom_components.miloco.settings import CHECK_INTERVAL, HEARTBEAT
 
@@ -120,6 +122,15 @@ class PhaseSpec:
     duration_s: float
     profile: bool = False
     tracemalloc: bool = False
+    # A variant of ours, kept out of the scenario table and the sweeps (its own sections show it).
+    variant: str | None = None
+    # A model server of the phase's own that answers every request in this many seconds (else the cost model).
+    model_s: float | None = None
+    # One entry per camera with this many requests at once (a camera alone on its server), else one entry.
+    slots: int | None = None
+    spare_slots: bool | None = None
+    # Frames a camera at rest skips (frame_intake.REST_STRIDE); None keeps the integration's.
+    rest_stride: int | None = None
 
     @property
     def cameras(self) -> int:
@@ -162,9 +173,13 @@ class Settings:
 
 
 def default_plan(
-    warmup_s: float = 3.0, duration_s: float = 16.0, target_s: float = 45.0, wave_s: float = 40.0
+    warmup_s: float = 3.0,
+    duration_s: float = 16.0,
+    target_s: float = 45.0,
+    wave_s: float = 40.0,
+    scale_s: float = 20.0,
 ) -> Plan:
-    """Return the default run (about 12 minutes on two cores).
+    """Return the default run (about 18 minutes on two cores).
 
     - idle: Home Assistant with the cameras and nothing watching them (the CPU and lag floor);
     - the scenario table: every scenario × policy at 4 cameras × 5 rules, one phase each; where the scene
@@ -195,6 +210,8 @@ def default_plan(
     ]
     phases.append(PhaseSpec("busy-ours-32x5", "ours", (Group("busy", 32, 5),), warmup_s, target_s))
     phases.append(PhaseSpec("busy-reference-32x5", "reference", (Group("busy", 32, 5),), warmup_s, 12.0))
+    phases.append(PhaseSpec("busy-ours-64x5", "ours", (Group("busy", 64, 5),), warmup_s, scale_s))
+    phases += variant_phases(warmup_s, duration_s, wave_s)
     phases.append(
         PhaseSpec(
             # A longer warm-up: the registries' delayed saves (10 s) cache storage fragments once.
@@ -209,6 +226,44 @@ def default_plan(
     return Plan(
         "default", tuple(phases), 4, 5, 32, 5, (1, 5, 10), 3, scaling=ScalingPlan(), prepare_checks=60
     )
+
+
+# The busy-wave phases: cameras alone on a server of one or two slots, with the cost model's server and one
+# that takes 1.5 s per request (a 7B model on a home GPU); spare slots on (they need a second slot to act).
+WAVE_MODEL_S: Final = 1.5
+WAVE_CAMERAS: Final = 8
+
+
+def variant_phases(warmup_s: float, duration_s: float, wave_s: float) -> list[PhaseSpec]:
+    """Return the phases of ours' variants: the still room before resting, and the busy wave per slots."""
+    phases = [
+        PhaseSpec(
+            f"{scenario}-ours-every-frame-4x5",
+            "ours",
+            (Group(scenario, 4, 5),),
+            warmup_s,
+            seconds,
+            variant="every-frame",
+            rest_stride=1,
+        )
+        for scenario, seconds in (("static", duration_s), ("gestures", wave_s))
+    ]
+    for model_s, model in ((None, "cost"), (WAVE_MODEL_S, "1.5s")):
+        phases += [
+            PhaseSpec(
+                f"busy-ours-{model}-{slots}slot-{WAVE_CAMERAS}x5",
+                "ours",
+                (Group("busy", WAVE_CAMERAS, 5),),
+                warmup_s,
+                wave_s,
+                variant=f"wave-{model}-{slots}",
+                model_s=model_s,
+                slots=slots,
+                spare_slots=True,
+            )
+            for slots in (1, 2)
+        ]
+    return phases
 
 
 def _matrix_policies(scenario: str, duration_s: float, wave_s: float) -> list[tuple[str, float]]:
@@ -373,9 +428,75 @@ class _Baselines:
         self.meter.record_event(str(event.data["camera_entity_id"]), kind, float(event.data["model_s"]))
 
 
+class _OursEntries:
+    """Ours with one entry per camera, each alone on its slots, the entries started at random moments."""
+
+    def __init__(self, entries: list[Ours], stagger_s: float) -> None:
+        self.entries = entries
+        self._stagger_s = stagger_s
+        # Seeded: the same run meets the check cycles at the same (random) phases.
+        self._random = random.Random(20)  # noqa: S311 - a benchmark's phases, not a secret
+
+    async def async_start(self, watched: list[tuple[str, int]]) -> None:
+        for ours, camera in zip(self.entries, watched, strict=True):
+            await asyncio.sleep(self._random.uniform(0, self._stagger_s))
+            await ours.async_start([camera])
+
+    def counters(self) -> dict[str, Any]:
+        return {camera: counter for ours in self.entries for camera, counter in ours.counters().items()}
+
+    async def async_stop(self) -> None:
+        for ours in self.entries:
+            await ours.async_stop()
+
+
 async def run_phase(ctx: Context, spec: PhaseSpec, first_camera: int = 0) -> dict[str, Any]:
     """Run one phase on the cameras from number `first_camera` on, and return its figures."""
-    meter = Meter(ctx.settings.cost)
+    server_url = ctx.server.url
+    own_server: ModelServer | None = None
+    cost = ctx.settings.cost
+    if spec.model_s is not None:
+        cost = CostModel(fixed_s=spec.model_s, per_image_token_s=0.0, per_output_token_s=0.0)
+        own_server = ModelServer(cost, 0)
+        await asyncio.get_running_loop().run_in_executor(None, own_server.start)
+        server_url = own_server.url
+    stride = frame_intake_module.REST_STRIDE
+    if spec.rest_stride is not None:
+        frame_intake_module.REST_STRIDE = spec.rest_stride  # type: ignore[misc]
+    try:
+        return await _run_phase(ctx, spec, first_camera, server_url, Meter(cost))
+    finally:
+        frame_intake_module.REST_STRIDE = stride  # type: ignore[misc]
+        if own_server is not None:
+            await asyncio.get_running_loop().run_in_executor(None, own_server.stop)
+
+
+def _ours(
+    ctx: Context, spec: PhaseSpec, server_url: str, meter: Meter, cameras: int
+) -> Ours | _OursEntries | None:
+    """Return the integration as the phase runs it (one entry, or one per camera), or None for a baseline."""
+    if spec.policy not in OURS_CHECK_INTERVAL_S:
+        return None
+
+    def entry(max_concurrent: int) -> Ours:
+        return Ours(
+            ctx.hass,
+            server_url,
+            meter,
+            max_concurrent,
+            check_interval_s=OURS_CHECK_INTERVAL_S[spec.policy],
+            spare_slots=spec.spare_slots,
+        )
+
+    if spec.slots is None:
+        return entry(ctx.settings.max_concurrent)
+    return _OursEntries([entry(spec.slots) for _ in range(cameras)], spec.model_s or 1.0)
+
+
+async def _run_phase(
+    ctx: Context, spec: PhaseSpec, first_camera: int, server_url: str, meter: Meter
+) -> dict[str, Any]:
+    """Run one phase against the model at `server_url`, metered by `meter`."""
     assigned: list[Assigned] = []
     for index, group in enumerate(spec.groups):
         scene = ctx.scenes[group.scenario]
@@ -394,19 +515,12 @@ async def run_phase(ctx: Context, spec: PhaseSpec, first_camera: int = 0) -> dic
     if spec.tracemalloc:
         tracemalloc.start(1)
     started = time.monotonic()
-    ours: Ours | None = None
+    ours = _ours(ctx, spec, server_url, meter, len(watched))
     baselines: _Baselines | None = None
-    if spec.policy in OURS_CHECK_INTERVAL_S:
-        ours = Ours(
-            ctx.hass,
-            ctx.server.url,
-            meter,
-            ctx.settings.max_concurrent,
-            check_interval_s=OURS_CHECK_INTERVAL_S[spec.policy],
-        )
+    if ours is not None:
         await ours.async_start(watched)
     elif spec.policy in ("reference", "naive"):
-        baselines = _Baselines(ctx.hass, spec.policy, ctx.server.url, meter)
+        baselines = _Baselines(ctx.hass, spec.policy, server_url, meter)
         baselines.start(watched)
     setup_s = time.monotonic() - started
     try:
@@ -438,6 +552,7 @@ async def run_phase(ctx: Context, spec: PhaseSpec, first_camera: int = 0) -> dic
         "stages_ms": {stage: _summary(meter.stage_times(stage, m0, m1)) for stage in sorted(meter.stages)},
         "name": spec.name,
         "policy": spec.policy,
+        "variant": spec.variant,
         "cameras": spec.cameras,
         "warmup_s": spec.warmup_s,
         "duration_s": round(m1 - m0, 3),
@@ -489,6 +604,9 @@ async def _measure(spec: PhaseSpec) -> tuple[tuple[float, float], dict[str, Any]
     extra: dict[str, Any] = {}
     if profiler is not None:
         extra["profile"] = _top_functions(profiler)
+        if dump := os.environ.get("MILOCO_BENCH_PSTATS"):
+            # For a closer look (pstats, snakeviz): the whole profile, not just its top rows.
+            profiler.dump_stats(f"{dump}.{spec.name}")
     if spec.tracemalloc:
         extra["tracemalloc"] = _allocation_growth(first, tracemalloc.take_snapshot())
         extra["tracemalloc"]["object_growth"] = _type_growth(types_before, _object_types())
@@ -605,7 +723,7 @@ def _group_figures(
     requests = [r for r in meter.requests if r.camera in cameras and m0 <= r.started < m1]
     checks = [c for c in meter.checks if c.camera in cameras and m0 <= c.started < m1]
     tokens = sum(r.image_tokens for r in requests)
-    latency, detection = _latency(members, meter, m0, m1)
+    latency, detection, visible = _latency(members, meter, m0, m1)
     overhead = [(c.ended - c.started - c.model_s) * 1000 for c in checks]
     # Per check from each check's own requests (a check may start in the window and ask after it).
     check_requests = sum(c.requests for c in checks)
@@ -620,8 +738,18 @@ def _group_figures(
         "image_tokens_per_camera_hour": round(tokens / hours),
         "latency_minus_model_ms": {
             "p50": _ms(percentile(latency, 50)),
+            "p90": _ms(percentile(latency, 90)),
             "p95": _ms(percentile(latency, 95)),
             "n": len(latency),
+        },
+        # The same from the moment the episode's first frame became the camera's current one: includes the
+        # wait for the camera's next capture (longer for a camera at rest, which takes fewer frames).
+        "visible_latency_minus_model_ms": {
+            "p50": _ms(percentile(visible, 50)),
+            "p90": _ms(percentile(visible, 90)),
+            "p95": _ms(percentile(visible, 95)),
+            "mean": _ms(sum(visible) / len(visible)) if visible else None,
+            "n": len(visible),
         },
         "detection": detection,
         "check_overhead_ms": {
@@ -649,9 +777,10 @@ def _group_figures(
 
 def _latency(
     members: list[Assigned], meter: Meter, m0: float, m1: float
-) -> tuple[list[float], dict[str, int]]:
-    """Match rule events to the episodes they report; return latencies minus model time, and the counts."""
+) -> tuple[list[float], dict[str, int], list[float]]:
+    """Match events to episodes; return latencies minus model time, counts, and the same from first visible."""
     samples: list[float] = []
+    visible: list[float] = []
     shown = detected = extra = 0
     for member in members:
         episodes = sorted(
@@ -675,6 +804,8 @@ def _latency(
             matched.add(key)
             if first >= m0:
                 samples.append(event.at - first - event.model_s)
+                began = member.showing.first_visible.get(key, first)
+                visible.append(event.at - began - event.model_s)
         counted = [
             key
             for first, kind, key in episodes
@@ -682,7 +813,7 @@ def _latency(
         ]
         shown += len(counted)
         detected += sum(1 for key in counted if key in matched)
-    return samples, {"episodes": shown, "detected": detected, "unmatched_events": extra}
+    return samples, {"episodes": shown, "detected": detected, "unmatched_events": extra}, visible
 
 
 def _asked(kind: str, rules: int) -> bool:
@@ -834,8 +965,9 @@ def assemble(
             row["shared_phase"] = len(phase["groups"]) > 1
             row["tracemalloc"] = "tracemalloc" in phase
             row["policy"] = phase["policy"]
+            row["variant"] = phase.get("variant")
             sweeps.append(row)
-            if row["tracemalloc"]:
+            if row["tracemalloc"] or row["variant"]:
                 continue
             if group["cameras"] == plan.matrix_cameras and group["rules"] == plan.matrix_rules:
                 matrix[group["scenario"]].setdefault(phase["policy"], row)
@@ -868,6 +1000,11 @@ def assemble(
         "runs": sweeps,
         "phases": phases,
         "llama": llama,
+    }
+    results["limits"] = {
+        "still_room": limits.still_room(results),
+        "busy_wave": limits.busy_wave(results),
+        "scale": limits.scale(results),
     }
     results["targets"] = targets(results, plan)
     return results
@@ -909,7 +1046,11 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Return the runs that the sweep tables show: own phases (all of them in a quick run), no tracemalloc."""
     quick = results["mode"] == "quick"
-    return [row for row in results["runs"] if not row["tracemalloc"] and (quick or not row["shared_phase"])]
+    return [
+        row
+        for row in results["runs"]
+        if not row["tracemalloc"] and not row.get("variant") and (quick or not row["shared_phase"])
+    ]
 
 
 def _find(
@@ -1023,6 +1164,8 @@ def targets(results: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
             "tracemalloc phase shows where the traced Python allocations grew, for diagnosis",
         }
     )
+    if plan.mode == "default":
+        out += limits.targets(results, MEMORY_SLOPE_FLAT)
     return out
 
 
@@ -1114,7 +1257,10 @@ def parse_args(argv: Sequence[str]) -> Settings:
     parser.add_argument("--max-concurrent", type=int, default=16, help="our entry's max concurrent requests")
     parser.add_argument("--no-llama", action="store_true", help="skip the llama.cpp server comparison")
     parser.add_argument(
-        "--profile", action="store_true", help="cProfile the 32x5 phase (not the default results)"
+        "--profile",
+        nargs="?",
+        const="",
+        help="cProfile the 32x5 phase, or the phase named (not the default results)",
     )
     parser.add_argument(
         "--only",
@@ -1141,12 +1287,12 @@ def parse_args(argv: Sequence[str]) -> Settings:
             plan = replace(plan, scaling=None)
         if "prepare-micro" not in wanted:
             plan = replace(plan, prepare_checks=0)
-    if args.profile:
-        target = f"busy-ours-{plan.target_cameras}x{plan.target_rules}"
+    if args.profile is not None:
+        target = args.profile or f"busy-ours-{plan.target_cameras}x{plan.target_rules}"
         phases = tuple(replace(phase, profile=phase.name == target) for phase in phases)
     plan = replace(plan, phases=phases)
     default_out = (
-        REPO / "benchmarks" if plan.mode == "default" and not args.only and not args.profile else None
+        REPO / "benchmarks" if plan.mode == "default" and not args.only and args.profile is None else None
     )
     out = args.out or default_out or Path(tempfile.gettempdir()) / f"miloco-bench-{plan.mode}"
     return Settings(

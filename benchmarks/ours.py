@@ -31,6 +31,7 @@ from custom_components.miloco.const import (
     CONF_OFF_DELAY,
     CONF_ON_CHECKS,
     CONF_RULE_NAME,
+    CONF_SPARE_SLOTS,
     CONF_TIMEOUT,
     CONF_URL,
     CONF_VERIFY_SSL,
@@ -74,11 +75,15 @@ def _stage_modules() -> list[ModuleType]:
     return modules
 
 
-def camera_data(entity_id: str, check_interval_s: float | None = None) -> dict[str, Any]:
+def camera_data(
+    entity_id: str, check_interval_s: float | None = None, spare_slots: bool | None = None
+) -> dict[str, Any]:
     """Return a camera subentry with the camera flow's defaults, or another time between checks if given."""
     data = {**CAMERA_DEFAULTS, CONF_CAMERA: entity_id}
     if check_interval_s is not None:
         data[CONF_CHECK_INTERVAL] = check_interval_s
+    if spare_slots is not None:
+        data[CONF_SPARE_SLOTS] = spare_slots
     return data
 
 
@@ -105,6 +110,7 @@ def build_entry(
     cameras: list[tuple[str, int]],
     max_concurrent: int,
     check_interval_s: float | None = None,
+    spare_slots: bool | None = None,
 ) -> MockConfigEntry:
     """Return a remote-backend entry watching the cameras, each with its number of rules."""
     subentries: list[dict[str, Any]] = []
@@ -116,7 +122,7 @@ def build_entry(
                 "subentry_type": SUBENTRY_CAMERA,
                 "title": entity_id,
                 "unique_id": None,
-                "data": camera_data(entity_id, check_interval_s),
+                "data": camera_data(entity_id, check_interval_s, spare_slots),
             }
         )
         subentries.extend(
@@ -225,21 +231,26 @@ class Ours:
         server_url: str,
         meter: Meter,
         max_concurrent: int,
+        *,
         check_interval_s: float | None = None,
+        spare_slots: bool | None = None,
     ) -> None:
-        """Prepare; nothing runs until async_start(). `check_interval_s` overrides the camera flow's default."""
+        """Prepare; nothing runs until async_start(). Given settings override the camera flow's defaults."""
         self.hass = hass
         self.server_url = server_url
         self.meter = meter
         self.max_concurrent = max_concurrent
         self.check_interval_s = check_interval_s
+        self.spare_slots = spare_slots
         self.entry: MockConfigEntry | None = None
         self._unlisten: Callable[[], None] | None = None
 
     async def async_start(self, cameras: list[tuple[str, int]]) -> None:
         """Set up an entry watching the cameras (entity id, number of rules) and meter it."""
         _STAGE_TIMERS.add(self.meter)
-        entry = build_entry(self.server_url, cameras, self.max_concurrent, self.check_interval_s)
+        entry = build_entry(
+            self.server_url, cameras, self.max_concurrent, self.check_interval_s, self.spare_slots
+        )
         entry.add_to_hass(self.hass)
         self.entry = entry
         self._unlisten = self.hass.bus.async_listen(EVENT_MILOCO, self._on_event)
@@ -285,16 +296,16 @@ class Ours:
         meter = self.meter
         # A private attribute on purpose: the benchmark observes the integration's requests from outside.
         watcher._check.backend = MeteredBackend(watcher._check.backend, meter, camera)  # type: ignore[assignment]
-        # One check of a camera at a time: the one opened is the one that ends next.
-        opened: list[OpenCheck] = []
+        # Two checks of a camera may overlap (spare slots) and end in either order: each is known by its start.
+        opened: dict[float, OpenCheck] = {}
 
-        def started(_started: float) -> None:
+        def started(started_at: float) -> None:
             # Called from the check's own task: the requests it makes from here on belong to it.
-            opened.append(meter.begin_check(camera))
+            opened[started_at] = meter.begin_check(camera)
 
-        def ended(_started: float, _ended: float) -> None:
-            if opened:
-                meter.end_check(opened.pop())
+        def ended(started_at: float, _ended: float) -> None:
+            if (check := opened.pop(started_at, None)) is not None:
+                meter.end_check(check)
 
         watcher.check_hooks.started.add(started)
         watcher.check_hooks.ended.add(ended)

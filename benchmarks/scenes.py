@@ -102,6 +102,17 @@ class Scene:
         for slot in range(first, last + 1):
             self.frame(slot)
 
+    def episode_start(self, t: float, not_before: float) -> float:
+        """Return the scene time the episode shown at t began (its first slot), no earlier than `not_before`."""
+        slot = math.floor(t / SLOT_S)
+        episode = self.frame(slot).episode
+        first = math.floor(not_before / SLOT_S)
+        while slot > first and (slot - 1) // self.slots == slot // self.slots:
+            if self.frame(slot - 1).episode != episode:
+                break
+            slot -= 1
+        return slot * SLOT_S
+
     def at(self, t: float) -> tuple[SceneFrame, tuple[str, int, int] | None]:
         """Return the frame at scene time t, and the key of its episode (kind, loop number, episode)."""
         slot = math.floor(t / SLOT_S)
@@ -264,6 +275,9 @@ class Showing:
     offset_s: float
     started: float
     first_shown: dict[tuple[str, int, int], float] = field(default_factory=dict)
+    # When each episode's first frame became the camera's current one (whether or not it was fetched then):
+    # a camera fetching frames less often sees an episode later than this.
+    first_visible: dict[tuple[str, int, int], float] = field(default_factory=dict)
     served: int = 0
 
 
@@ -290,9 +304,12 @@ class BenchCamera(Camera):
         if showing is None:
             return None
         now = time.monotonic()
-        frame, episode = showing.scene.at(now - showing.started + showing.offset_s)
+        scene_t = now - showing.started + showing.offset_s
+        frame, episode = showing.scene.at(scene_t)
         if episode is not None and episode not in showing.first_shown:
             showing.first_shown[episode] = now
+            began = showing.scene.episode_start(scene_t, showing.offset_s)
+            showing.first_visible[episode] = showing.started + began - showing.offset_s
         showing.served += 1
         return frame.jpeg
 

@@ -61,6 +61,7 @@ async def watch_with_fallback(
     *fallbacks: dict[str, Any],
     api_key: str | None = None,
     timeout_s: float = TIMEOUT_S,
+    spare_slots: bool = True,
 ) -> MockConfigEntry:
     """Set up an entry on the first server with fallbacks, watching one camera with fast timing."""
     camera = SceneCamera("Living room", waving_hand())
@@ -69,7 +70,7 @@ async def watch_with_fallback(
         first,
         model=MODEL,
         api_key=api_key,
-        subentries=[camera_subentry(camera)],
+        subentries=[camera_subentry(camera, spare_slots=spare_slots)],
         timeout=timeout_s,
         fallbacks=list(fallbacks),
     )
@@ -189,7 +190,10 @@ async def test_a_hanging_server_costs_one_check_and_one_timeout(
 ) -> None:
     second_server.default_reply = answer()
     model_server.default_reply = answer()
-    entry = await watch_with_fallback(hass, model_server, fallback(second_server), timeout_s=MIN_TIMEOUT_S)
+    # One check in flight (spare slots off): with them, a second check started during the hang would hang too.
+    entry = await watch_with_fallback(
+        hass, model_server, fallback(second_server), timeout_s=MIN_TIMEOUT_S, spare_slots=False
+    )
     await wait_for(lambda: hass.states.get(PERSON).state == STATE_ON)
     unavailable = record_unavailable(hass, PERSON)
     watcher = next(iter(entry.runtime_data.watchers.values()))

@@ -42,7 +42,15 @@ async def test_a_busy_scene_is_checked_again_as_soon_as_the_model_answers(
     # One frame a second and a model that takes 1.2 s: when an answer comes, a newer frame is already there.
     timeline = Timeline(delay_s=1.2)
     model_server.responder = timeline.respond
-    await watch(hass, model_server, SceneCamera("Living room", waving_hand()), fps=1, window_frames=2)
+    # Spare slots off: this pins one check at a time (tests/test_spare_slots.py covers the second check).
+    await watch(
+        hass,
+        model_server,
+        SceneCamera("Living room", waving_hand()),
+        fps=1,
+        window_frames=2,
+        spare_slots=False,
+    )
     await wait_for(lambda: len(timeline.arrived) >= 7, within=30)
     waits = timeline.waits_after_answers()
     # The next check starts at the answer, with the frames already there; a fixed tick, or a start at the
@@ -77,7 +85,8 @@ async def test_a_change_that_ends_while_a_check_runs_is_checked_next(
     camera = SceneCamera("Living room", lambda: hand() if showing_hand else room())
     timeline = Timeline(delay_s=1.5)
     model_server.responder = timeline.respond
-    await watch(hass, model_server, camera)
+    # Spare slots off: with them, a second check would see the wave at once (tests/test_spare_slots.py).
+    await watch(hass, model_server, camera, spare_slots=False)
     await wait_for(lambda: len(timeline.arrived) == 1)
     # While the first check runs, a hand waves and is gone again before the model answers.
     await asyncio.sleep(0.3)

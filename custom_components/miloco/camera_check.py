@@ -70,15 +70,18 @@ class CameraCheck:
     stats: WatcherStats = field(default_factory=WatcherStats)
     hooks: CheckHooks = field(default_factory=CheckHooks)
 
-    async def async_run(self, spec: CheckSpec, frames: list[Frame], *, moving: bool) -> None:
-        """Ask the model about the frames, then hand the answer to the state model or count the failure."""
+    async def async_run(self, spec: CheckSpec, frames: list[Frame], *, moving: bool, check: int = 0) -> None:
+        """Ask the model about the frames, then hand the answer to the state model or count the failure.
+
+        `check` is the schedule's number for this check (a camera may have two in flight on spare slots).
+        """
         started = time.monotonic()
         try:
             # Inside the try: a faulty hook must not keep the slot.
             self.hooks.started(started)
             outcome = await self.async_ask(spec, frames)
         finally:
-            self.schedule.release()
+            self.schedule.release(check)
             self.hooks.ended(started, time.monotonic())
         if self.failures.stopping:
             # The backend closes under a check abandoned by a stop: not the model's fault, and no news.
@@ -86,11 +89,15 @@ class CameraCheck:
         now = time.monotonic()
         if isinstance(outcome, BackendError):
             # The back-off first: the entities told of the failure show when the next check is due.
-            self.schedule.failed(now, outcome)
+            self.schedule.failed(now, outcome, check)
             self.count_failure(outcome)
             return
-        self.schedule.answered()
-        self.publish(outcome, spec, frames, moving=moving, now=now)
+        if self.schedule.answered(check):
+            self.publish(outcome, spec, frames, moving=moving, now=now)
+        else:
+            # A newer window's answer came first: this older one must not undo its states.
+            self.stats.stale_answers += 1
+            self.failures.check_ok()
         self.wake()
 
     async def async_ask(self, spec: CheckSpec, frames: list[Frame]) -> Answer | BackendError:

@@ -27,6 +27,8 @@ class CameraConfig:
     fps: float = reads(table.FPS)
     window_frames: int = reads(table.WINDOW_FRAMES)
     check_interval_s: float = reads(table.CHECK_INTERVAL)
+    # A second check on a spare slot while the scene moves during the first.
+    spare_slots: bool = reads(table.SPARE_SLOTS)
     detail: str = reads(table.DETAIL)
     # Stored in percent (as the form shows it), used as a fraction.
     change_threshold: float = reads(table.CHANGE_THRESHOLD, percent_as_fraction)

@@ -96,4 +96,5 @@ CONF_THRESHOLD: Final = "threshold"
 SUBENTRY_AI_TASK: Final = "ai_task_data"
 # Key frames: keep the frames of the checks that fired in the media folder, and how many per camera.
 CONF_SAVE_FRAMES: Final = "save_frames"
+CONF_SPARE_SLOTS: Final = "spare_slots"
 CONF_SAVED_FRAMES_MAX: Final = "saved_frames_max"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.const import STATE_ON
 from homeassistant.core import HomeAssistant
@@ -16,6 +16,10 @@ from .engine.camera_schedule import CameraSchedule
 from .engine.frames import FrameDecodeError, FramePlan, FrameVersions
 from .engine.gate import GateDecision, Thumb, thumbnail
 from .engine.window import Frame, FrameWindow, prepare_capture
+
+# A camera at rest (still for a whole window, no check in flight) takes one frame in this many: what CPU a
+# still room costs is mostly per frame. The first frame that moves brings the camera's own rate back at once.
+REST_STRIDE: Final = 2
 
 
 class FrameIntake:
@@ -51,6 +55,12 @@ class FrameIntake:
             return []
         # The window ends at the newest frame, which a stream decoded a little before now.
         return self.window.select(self._config.window_frames, self._config.window_s, newest.timestamp)
+
+    @property
+    def frame_stride(self) -> int:
+        """Return how many frame periods to wait before the next frame: more while the camera is at rest."""
+        resting = self._still_frames >= self._config.window_frames and not self._schedule.checking
+        return REST_STRIDE if resting else 1
 
     async def async_next(self) -> GateDecision | None:
         """Take the source's next frame into the window; return the gate's decision (None: no new frame)."""

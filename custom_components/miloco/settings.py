@@ -42,6 +42,7 @@ from .const import (
     CONF_RULE_NAME,
     CONF_SAVE_FRAMES,
     CONF_SAVED_FRAMES_MAX,
+    CONF_SPARE_SLOTS,
     CONF_THREADS,
     CONF_THRESHOLD,
     CONF_TIMEOUT,
@@ -298,6 +299,8 @@ CHECK_INTERVAL: Final = NumberSetting(
     section=SECTION_CAPTURE,
     error="interval_out_of_range",
 )
+# While a check runs and the scene moves, a second check may go out on a model slot nobody waits for.
+SPARE_SLOTS: Final = FlagSetting(key=CONF_SPARE_SLOTS, default=True, section=SECTION_CAPTURE, optional=True)
 DETAIL: Final = ChoiceSetting(
     key=CONF_DETAIL, default=DEFAULT_DETAIL, options=tuple(DETAIL_BUDGETS), section=SECTION_CAPTURE
 )
@@ -377,6 +380,7 @@ CAMERA_SETTINGS: Final[tuple[Setting, ...]] = (
     FPS,
     WINDOW_FRAMES,
     CHECK_INTERVAL,
+    SPARE_SLOTS,
     DETAIL,
     CHANGE_THRESHOLD,
     HEARTBEAT,

@@ -31,6 +31,10 @@ __all__ = ["PRESENCE_KEY", "CameraWatcher", "WatcherStats"]
 # How long async_stop() waits for the loop and the check to end: a camera that swallows cancellation is
 # abandoned after this, never waited for.
 STOP_TIMEOUT_S: Final = 1.0
+# A still scene's skips are counted at once, but the entities are written for the count alone at most this
+# often: each write touches every entity of the camera, and at two a minute they were a third of what a
+# still room cost. States that change (a hold running out) are written at once, as always.
+STILL_WRITE_S: Final = 30.0
 
 
 class CameraWatcher:
@@ -86,6 +90,7 @@ class CameraWatcher:
             heartbeat_s=config.heartbeat_s,
             gate=ChangeGate(config.change_threshold),
             limiter=limiter,
+            spare_slots=config.spare_slots,
         )
         self._intake = FrameIntake(
             hass,
@@ -116,8 +121,10 @@ class CameraWatcher:
         self._base_spec = config.check_spec()
         self._rule_provider: RuleProvider = tuple
         self._loop_task: asyncio.Task[None] | None = None
-        self._check_task: asyncio.Task[None] | None = None
+        # The checks in flight (two at most, the second on a spare slot).
+        self._check_tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._still_written_at = -STILL_WRITE_S
 
     @property
     def available(self) -> bool:
@@ -166,7 +173,7 @@ class CameraWatcher:
         self.schedule.stop()
         tasks = [
             task
-            for task in (self._loop_task, self._check_task, self._intake.capture_task)
+            for task in (self._loop_task, *self._check_tasks, self._intake.capture_task)
             if task is not None and not task.done()
         ]
         for task in tasks:
@@ -201,7 +208,7 @@ class CameraWatcher:
             except Exception:
                 # A bug here must not end the camera's loop silently.
                 self.failures.log_unexpected("handling a frame")
-            next_frame += period
+            next_frame += period * self._intake.frame_stride
             delay = next_frame - time.monotonic()
             if delay < 0:
                 # Capture fell behind (a slow camera): carry on from now rather than burst to catch up.
@@ -232,15 +239,23 @@ class CameraWatcher:
         """Ask the schedule, and act on its answer: start the check, or count the skip it reports."""
         question = Question(self._base_spec, self._rule_provider)
         match self.schedule.decide(now, occasion, asks=question.asks):
-            case Start(moving=moving):
-                self._check_task = self._start_task(
-                    self._check.async_run(question.spec, self.recent_frames(), moving=moving),
+            case Start(moving=moving, check=check):
+                task = self._start_task(
+                    self._check.async_run(question.spec, self.recent_frames(), moving=moving, check=check),
                     f"miloco check {self.config.camera_entity_id}",
                 )
+                self._check_tasks.add(task)
+                task.add_done_callback(self._check_tasks.discard)
             case Skip(reason=SkipReason.STILL, report=True):
                 self.stats.skipped_by_gate += 1
-                self.events.publish(self.state.unchanged(now), reason=None, now=now)
-                self.events.state()
+                changes = self.state.unchanged(now)
+                self.events.publish(changes, reason=None, now=now)
+                if changes:
+                    # Published with the count already.
+                    self._still_written_at = now
+                elif now - self._still_written_at >= STILL_WRITE_S:
+                    self._still_written_at = now
+                    self.events.state()
             case Skip(reason=SkipReason.BUSY, report=True):
                 self.stats.skipped_busy += 1
                 self.events.state()

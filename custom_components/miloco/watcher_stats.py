@@ -14,6 +14,8 @@ class WatcherStats:
     skipped_by_gate: int = 0
     skipped_busy: int = 0
     failures: int = 0
+    # Answers dropped because a newer window's answer (a check on a spare slot) came first.
+    stale_answers: int = 0
     last_analysis: datetime | None = None
     last_latency_s: float | None = None
     last_image_tokens: int | None = None

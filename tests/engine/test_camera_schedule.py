@@ -33,18 +33,21 @@ class Rig:
     """One camera's schedule on a fake clock, sharing a one-slot limiter with another camera."""
 
     heartbeat_s: float = 0.0
+    slots: int = 1
+    spare_slots: bool = False
     now: float = 0.0
     offers: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         """Build the schedule and start its clock at 0."""
-        self.limiter = FairLimiter(1, clock=lambda: self.now)
+        self.limiter = FairLimiter(self.slots, clock=lambda: self.now)
         self.schedule = CameraSchedule(
             "camera",
             check_interval_s=INTERVAL,
             heartbeat_s=self.heartbeat_s,
             gate=ChangeGate(),
             limiter=self.limiter,
+            spare_slots=self.spare_slots,
             clock=lambda: self.now,
         )
         self.schedule.begin(0.0, on_offer=lambda: self.offers.append(self.now))
@@ -61,7 +64,9 @@ class Frame:
     asks: bool = True
 
     def run(self, rig: Rig) -> object:
-        rig.schedule.observe(self.thumb, self.at, motion=self.motion)
+        # Each frame is a picture of its own, even when it shows the same room.
+        thumb = Thumb(self.thumb.width, self.thumb.height, self.thumb.pixels)
+        rig.schedule.observe(thumb, self.at, motion=self.motion)
         return rig.schedule.decide(self.at, Occasion.FRAME, asks=lambda: self.asks)
 
 
@@ -86,6 +91,19 @@ class Answer:
         rig.schedule.release()
         rig.schedule.answered()
         return rig.schedule.decide(self.at, Occasion.WAKE)
+
+
+@dataclass(frozen=True)
+class AnswerOf:
+    """One of two checks in flight answers; returns whether its answer applies, and what is decided then."""
+
+    at: float
+    check: int
+
+    def run(self, rig: Rig) -> object:
+        rig.schedule.release(self.check)
+        applied = rig.schedule.answered(self.check)
+        return applied, rig.schedule.decide(self.at, Occasion.WAKE)
 
 
 @dataclass(frozen=True)
@@ -154,7 +172,19 @@ class Stop:
         return None
 
 
-type Step = Frame | NoFrame | Answer | Fail | OtherTakes | OtherReleases | Wake | AskSoon | Stop
+@dataclass(frozen=True)
+class InFlight:
+    """How many requests the limiter has in flight, and whether any caller but this camera waits."""
+
+    at: float
+
+    def run(self, rig: Rig) -> object:
+        return rig.limiter.in_flight, rig.limiter.has_waiting("camera", self.at)
+
+
+type Step = (
+    Frame | NoFrame | Answer | AnswerOf | Fail | OtherTakes | OtherReleases | Wake | AskSoon | Stop | InFlight
+)
 
 STILL = Skip(SkipReason.STILL)
 STILL_REPORTED = Skip(SkipReason.STILL, report=True)
@@ -381,6 +411,127 @@ CASES: dict[str, tuple[float, list[tuple[Step, object]]]] = {
         ],
     ),
 }
+
+
+# Spare slots: a two-slot limiter shared with another camera, this camera's spare-slot setting on or off.
+SPARE_CASES: dict[str, tuple[bool, list[tuple[Step, object]]]] = {
+    "a move during a check starts a second one an interval after the first, never a third": (
+        True,
+        [
+            (Frame(0.0), MOVING),
+            (Frame(0.2, MOVED), waits(0.5)),
+            (Frame(0.5, MOVED), MOVING),
+            (InFlight(0.5), (2, False)),
+            (Frame(1.0, ROOM), IN_FLIGHT),
+            (Frame(1.5, MOVED), IN_FLIGHT),
+        ],
+    ),
+    "no second check while nothing moved since the running check began": (
+        True,
+        [
+            (Frame(0.0, MOVED), MOVING),
+            (Frame(0.5, MOVED), IN_FLIGHT),
+            (Frame(1.0, MOVED), IN_FLIGHT),
+            (InFlight(1.0), (1, False)),
+        ],
+    ),
+    "a move before the check began is its own, not a reason for a second": (
+        True,
+        [
+            (Frame(0.0), MOVING),
+            (Answer(0.1), waits(0.5)),
+            (Frame(0.3, MOVED), waits(0.5)),
+            (Frame(0.5, MOVED), MOVING),
+            (Frame(1.0, MOVED), IN_FLIGHT),
+        ],
+    ),
+    "no second check when the setting is off": (
+        False,
+        [
+            (Frame(0.0), MOVING),
+            (Frame(0.5, MOVED), IN_FLIGHT),
+            (Frame(1.0, ROOM), IN_FLIGHT),
+            (InFlight(1.0), (1, False)),
+        ],
+    ),
+    "no second check without an idle slot, and no queueing for one": (
+        True,
+        [
+            (OtherTakes(0.0), True),
+            (Frame(0.0), MOVING),
+            (Frame(0.5, MOVED), IN_FLIGHT),
+            # Not refused, so not waiting: the other camera's next turn is not taken from it.
+            (InFlight(0.5), (2, False)),
+            (OtherReleases(0.6), False),
+        ],
+    ),
+    "no second check on a slot another camera waits for": (
+        True,
+        [
+            (Frame(0.0), MOVING),
+            (OtherTakes(0.1), True),
+            # The other camera is refused a second slot: it waits for the next one freed.
+            (OtherTakes(0.2), False),
+            (OtherReleases(0.3), False),
+            (InFlight(0.5), (1, True)),
+            (Frame(0.5, MOVED), IN_FLIGHT),
+            (Frame(1.0, MOVED), IN_FLIGHT),
+        ],
+    ),
+    "the newer answer first: the older one is stale and undoes nothing": (
+        True,
+        [
+            (Frame(0.0), MOVING),
+            (Frame(0.5, MOVED), MOVING),
+            (AnswerOf(0.9, 2), (True, IN_FLIGHT)),
+            (Frame(1.0, MOVED), IN_FLIGHT),
+            # Applied, the older answer would take the room back as the gate's reference, and ask again.
+            (AnswerOf(1.2, 1), (False, STILL)),
+            (InFlight(1.2), (0, False)),
+        ],
+    ),
+    "after a newer answer, a move starts a check beside the older one still in flight": (
+        True,
+        [
+            (Frame(0.0), MOVING),
+            (Frame(0.5, MOVED), MOVING),
+            (AnswerOf(0.7, 2), (True, IN_FLIGHT)),
+            (Frame(1.0, ROOM), MOVING),
+            (InFlight(1.0), (2, False)),
+            (AnswerOf(1.2, 1), (False, IN_FLIGHT)),
+        ],
+    ),
+    "the older answer first, then the newer: both apply in order": (
+        True,
+        [
+            (Frame(0.0), MOVING),
+            (Frame(0.5, MOVED), MOVING),
+            (AnswerOf(0.7, 1), (True, IN_FLIGHT)),
+            (AnswerOf(0.9, 2), (True, waits(1.0))),
+            (Frame(1.0, MOVED), STILL),
+            (Frame(1.5, ROOM), MOVING),
+        ],
+    ),
+    "a move during the second check asks again when it answers": (
+        True,
+        [
+            (Frame(0.0), MOVING),
+            (Frame(0.5, MOVED), MOVING),
+            (Frame(0.6, ROOM), IN_FLIGHT),
+            # One slot is free again, but the interval since the second check's start has not passed.
+            (AnswerOf(0.8, 1), (True, waits(1.0))),
+            (AnswerOf(1.1, 2), (True, MOVING)),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize(("spare_slots", "steps"), list(SPARE_CASES.values()), ids=list(SPARE_CASES))
+def test_spare_slot_decisions(spare_slots: bool, steps: list[tuple[Step, object]]) -> None:
+    rig = Rig(slots=2, spare_slots=spare_slots)
+    for number, (step, expected) in enumerate(steps):
+        rig.now = step.at
+        assert step.run(rig) == expected, f"step {number}: {step}"
 
 
 @pytest.mark.parametrize(("heartbeat_s", "steps"), list(CASES.values()), ids=list(CASES))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable
+import contextlib
 import time
 
 from hypothesis import given, strategies as st
@@ -434,3 +435,26 @@ def test_a_lowered_limit_lets_the_checks_in_flight_finish_and_admits_none_meanwh
     assert limiter.try_acquire("a", 0.3)
     with pytest.raises(ValueError, match="at least 1"):
         limiter.limit = 0
+
+
+async def test_has_waiting_sees_other_cameras_refused_lately_and_people_in_line() -> None:
+    limiter = FairLimiter(2, contender_ttl_s=5.0)
+    assert limiter.try_acquire("a", 0)
+    assert not limiter.has_waiting("a", 0)
+    assert limiter.try_acquire("b", 0)
+    # b is refused a second slot: it waits, for a (not for itself), until it stops asking for the TTL.
+    assert not limiter.try_acquire("b", 1)
+    assert limiter.has_waiting("a", 1)
+    assert not limiter.has_waiting("b", 1)
+    assert not limiter.has_waiting("a", 1 + 5.1)
+    limiter.release("a")
+    limiter.release("b")
+    # A person's question in line (patient callers hold at most one of two slots) waits too.
+    assert limiter.try_acquire_patient("person", 7)
+    queued = asyncio.create_task(limiter.async_acquire_patient("second person", 10))
+    await asyncio.sleep(0)
+    assert limiter.has_waiting("a", 7 + 100)
+    queued.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await queued
+    assert not limiter.has_waiting("a", 7 + 100)

@@ -10,7 +10,7 @@ when a slot is offered; it runs on any clock, so its decisions are tested with a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 import math
 import time
@@ -28,6 +28,8 @@ STILL_REPORT_S: Final = 2.0
 BACKOFF_MAX_S: Final = 60.0
 # A refused key is retried this rarely while the reauth flow waits for the user.
 AUTH_RETRY_S: Final = 300.0
+# At most this many checks of one camera in flight: the second only on a spare slot (see `decide`).
+MAX_IN_FLIGHT: Final = 2
 
 
 class Occasion(StrEnum):
@@ -64,6 +66,8 @@ class Start:
 
     # False for the heartbeat of a still scene: such a check starts no event.
     moving: bool
+    # Which check this is, for release(), answered() and failed(); not part of the decision.
+    check: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +102,14 @@ class CameraSchedule:
         heartbeat_s: float,
         gate: ChangeGate,
         limiter: FairLimiter,
+        spare_slots: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Schedule the camera `key` in the limiter; raise ValueError for an interval that is not positive."""
+        """Schedule the camera `key` in the limiter; raise ValueError for an interval that is not positive.
+
+        With `spare_slots`, a scene that moved after the check in flight began may start a second check on a
+        slot nobody waits for.
+        """
         if not (math.isfinite(check_interval_s) and check_interval_s > 0):
             raise ValueError(f"check_interval_s must be positive, not {check_interval_s}")
         self._key = key
@@ -117,17 +126,26 @@ class CameraSchedule:
         self._last_start: float | None = None
         self._busy_reported = False
         self._stopping = False
-        self._in_flight = False
-        # The newest thumb the gate judged, whether it is of this round of the loop, and the check's own.
+        self._spare_slots = spare_slots
+        # The checks started and not yet answered or failed, by number, with the newest thumb of each window
+        # and whether it still holds its slot; and the newest check whose answer was applied.
+        self._flights: dict[int, _Flight] = {}
+        self._started = 0
+        self._applied = 0
+        # The newest thumb the gate judged, and whether it is of this round of the loop.
         self._newest: Thumb | None = None
         self._fresh = False
-        self._checked: Thumb | None = None
         self._remove_waker: Callable[[], None] | None = None
 
     @property
     def checking(self) -> bool:
         """Return True while a check holds a slot."""
-        return self._in_flight
+        return any(flight.holding for flight in self._flights.values())
+
+    @property
+    def in_flight(self) -> int:
+        """Return how many of this camera's checks hold a slot."""
+        return sum(flight.holding for flight in self._flights.values())
 
     @property
     def next_check(self) -> float:
@@ -185,30 +203,49 @@ class CameraSchedule:
             report, self._busy_reported = not self._busy_reported, True
             return Skip(SkipReason.BUSY, report=report)
         moving = self._gate.changed_since_check
-        self._in_flight = True
         self._busy_reported = False
         self._next_check, self._wait_reason = now + self._interval_s, WaitReason.INTERVAL
         self._next_still_report = now + self._still_report_s
         self._last_start = now
-        self._checked = self._newest
-        if self._checked is not None:
-            self._gate.check_started(self._checked)
-        return Start(moving=moving)
+        self._started += 1
+        self._flights[self._started] = _Flight(self._newest)
+        if self._newest is not None:
+            self._gate.check_started(self._newest)
+        return Start(moving=moving, check=self._started)
 
-    def release(self) -> None:
-        """Give back the slot of the check in flight (it answered, failed or was cancelled)."""
-        if self._in_flight:
-            self._in_flight = False
+    def release(self, check: int | None = None) -> None:
+        """Give back the slot of a check in flight (the oldest by default): it answered, failed or was cancelled."""
+        flight = self._flight(check)
+        if flight is not None and flight.holding:
+            flight.holding = False
             self._limiter.release(self._key)
 
-    def answered(self) -> None:
-        """Note the check answered: what moved while it ran stays latched for the next; the back-off ends."""
-        if self._checked is not None:
-            self._gate.mark_checked(self._checked)
-        self._backoff.succeeded()
+    def answered(self, check: int | None = None) -> bool:
+        """Note a check (the oldest by default) answered; return False when its answer is stale news.
 
-    def failed(self, now: float, err: BackendError) -> float:
+        Answers are applied in order: one about a window older than an answer already applied (a spare
+        check started later answered first) must not undo the newer states, so it is dropped. An applied
+        answer clears the gate's latch up to its window (what moved since stays latched for the next); the
+        back-off ends either way.
+        """
+        self._backoff.succeeded()
+        number = self._number(check)
+        flight = self._flights.pop(number, None) if number is not None else None
+        if number is None or flight is None or number < self._applied:
+            return False
+        self._applied = number
+        # Checks started before this one are over: their answers, if they still come, are older news.
+        for older in [key for key in self._flights if key < number and not self._flights[key].holding]:
+            del self._flights[older]
+        if flight.thumb is not None:
+            self._gate.mark_checked(flight.thumb)
+        return True
+
+    def failed(self, now: float, err: BackendError, check: int | None = None) -> float:
         """Put the next check off after a failed one (a refused key longer); return the wait."""
+        number = self._number(check)
+        if number is not None:
+            self._flights.pop(number, None)
         wait = self._backoff.failed(err.retry_after)
         reason = WaitReason.BACKOFF
         if isinstance(err, InvalidAuth):
@@ -222,7 +259,7 @@ class CameraSchedule:
         """Return why no check may start now, or None when one is due, wanted, and only needs a slot."""
         if self._stopping:
             return Skip(SkipReason.STOPPED)
-        if self._in_flight:
+        if self.checking and not self._spare_due(now):
             # Not a busy backend: the check in flight asks again when it answers.
             return Skip(SkipReason.IN_FLIGHT)
         if now < self._next_check:
@@ -239,6 +276,34 @@ class CameraSchedule:
             self._next_still_report = now + self._still_report_s
         return Skip(SkipReason.STILL, report=report)
 
+    def _spare_due(self, now: float) -> bool:
+        """Return True when a second check may go out beside the one in flight, on a slot nobody waits for.
+
+        Only when the scene moved after the running check began (that check cannot see it), the camera has
+        fewer than MAX_IN_FLIGHT checks out, no other camera or person waits for a slot, and one is idle: it
+        never takes a slot someone waits for, and never queues (the interval since the last start still
+        applies, in the rows after this one).
+        """
+        return (
+            self._spare_slots
+            and self.in_flight < MAX_IN_FLIGHT
+            and self._gate.changed_since_newest_start
+            and self._limiter.in_flight < self._limiter.limit
+            and not self._limiter.has_waiting(self._key, now)
+        )
+
+    def _number(self, check: int | None) -> int | None:
+        """Return the number of the given check, or of the oldest one in flight (None without one)."""
+        if check is not None:
+            return check
+        return min(self._flights, default=None)
+
+    def _flight(self, check: int | None) -> _Flight | None:
+        """Return a check in flight (the oldest holding a slot by default)."""
+        if check is not None:
+            return self._flights.get(check)
+        return next((flight for _, flight in sorted(self._flights.items()) if flight.holding), None)
+
     def _heartbeat_due(self, now: float) -> bool:
         """Return True when a still scene is due its re-validating check."""
         return self._heartbeat_s > 0 and (
@@ -252,3 +317,11 @@ class CameraSchedule:
         # Not from inside the limiter's release: `on_offer` arranges the try once the releasing code has run.
         on_offer()
         return True
+
+
+@dataclass(slots=True)
+class _Flight:
+    """A check started and not yet answered: the newest thumb of its window, and whether it holds its slot."""
+
+    thumb: Thumb | None
+    holding: bool = True

@@ -143,11 +143,9 @@ class ChangeGate:
         self._reference: Thumb | None = None
         self._previous: Thumb | None = None
         self._since_check = 0.0
-        # The newest thumb of the check in flight, how far frames seen since moved from it, and whether a
-        # check was forced since (that check asked the old rules).
-        self._check_base: Thumb | None = None
-        self._since_base = 0.0
-        self._forced_since_base = False
+        # The checks in flight, oldest first: the newest thumb of each, how far frames seen since moved from
+        # it, and whether a check was forced since (that check asked the old rules).
+        self._bases: list[_Base] = []
         self._force_pending = False
         self._forced_until = -math.inf
 
@@ -158,13 +156,13 @@ class ChangeGate:
 
     def observe(self, thumb: Thumb, now: float) -> GateDecision:
         """Take the newest frame's thumb and return whether a check should run now."""
-        reference, previous, base = self._reference, self._previous, self._check_base
+        reference, previous = self._reference, self._previous
         self._previous = thumb
         step = change_score(previous, thumb) if previous is not None else 0.0
         score = max(step, change_score(reference, thumb) if reference is not None else 1.0)
         self._since_check = max(self._since_check, score)
-        if base is not None:
-            self._since_base = max(self._since_base, step, change_score(base, thumb))
+        for base in self._bases:
+            base.since = max(base.since, step, change_score(base.thumb, thumb))
         if self._force_pending or now <= self._forced_until:
             return GateDecision(True, self._since_check, GateReason.FORCED)
         if reference is None:
@@ -178,32 +176,45 @@ class ChangeGate:
         """Return True when the frames seen since the last check changed enough for another one (or forced)."""
         return self._force_pending or self._since_check >= self._threshold
 
+    @property
+    def changed_since_newest_start(self) -> bool:
+        """Return True when a frame newer than the newest check started moved (or a force came after it)."""
+        if not self._bases:
+            # A check still in flight is older than the last answer applied (or there is none): what moved
+            # since that answer's window is what no check has seen.
+            return self.changed_since_check
+        newest = self._bases[-1]
+        return newest.forced or newest.since >= self._threshold
+
     def check_started(self, thumb: Thumb) -> None:
         """Record that a check of a window ending with this thumb started (its answer comes later)."""
-        self._check_base = thumb
-        self._since_base = 0.0
-        self._forced_since_base = False
+        self._bases.append(_Base(thumb))
 
     def mark_checked(self, thumb: Thumb) -> None:
         """Record that a model check answered about a window ending with this thumb.
 
         A change seen while the check ran (even a wave over before it answered) is newer than its window,
         and a check forced meanwhile (a rule changed) wanted more than that check asked: both stay latched,
-        so that they ask for the next check.
+        so that they ask for the next check. Checks that started before this one are over: their answers
+        are older news (the caller applies answers in order).
         """
-        started_here = self._check_base is thumb
-        self._since_check = self._since_base if started_here else 0.0
-        self._force_pending = self._forced_since_base and started_here
+        index = next((i for i, base in enumerate(self._bases) if base.thumb is thumb), None)
+        if index is None:
+            # Not a check in flight (the gate was reset meanwhile): its thumb is the new reference.
+            self._since_check, self._force_pending = 0.0, False
+            self._bases.clear()
+        else:
+            base = self._bases[index]
+            self._since_check, self._force_pending = base.since, base.forced
+            del self._bases[: index + 1]
         self._reference = thumb
-        self._check_base = None
-        self._since_base = 0.0
-        self._forced_since_base = False
 
     def force(self, until: float | None = None) -> None:
         """Open the gate until the next check runs, or (with `until`) for every frame up to that time."""
         if until is None:
             self._force_pending = True
-            self._forced_since_base = self._check_base is not None
+            for base in self._bases:
+                base.forced = True
         else:
             self._forced_until = max(self._forced_until, until)
 
@@ -211,6 +222,16 @@ class ChangeGate:
         """Forget every thumb (e.g. after the camera reconnects): the next frame opens the gate."""
         self._reference = None
         self._previous = None
-        self._check_base = None
-        self._forced_since_base = False
-        self._since_check = self._since_base = 0.0
+        self._bases.clear()
+        self._since_check = 0.0
+
+
+@dataclass(slots=True)
+class _Base:
+    """A check in flight: the newest thumb of its window, and what happened since it started."""
+
+    thumb: Thumb
+    # How far the frames seen since moved from the thumb (or from each other).
+    since: float = 0.0
+    # A check was forced since (this one asked the old rules).
+    forced: bool = False

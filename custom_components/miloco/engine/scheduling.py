@@ -77,6 +77,12 @@ class FairLimiter:
         """Return how many slots patient callers may hold at once."""
         return max(1, self._limit - 1)
 
+    def has_waiting(self, key: str, now: float) -> bool:
+        """Return True when a caller other than `key` waits for a slot (a camera refused lately, or a person)."""
+        return bool(self._queue) or any(
+            other != key and now - last <= self._ttl_s for other, last in self._waiting.items()
+        )
+
     def try_acquire(self, key: str, now: float) -> bool:
         """Take a slot for `key` and return True, or return False (the caller skips this check)."""
         self._drop_stale(now)

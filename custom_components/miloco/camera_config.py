@@ -9,6 +9,7 @@ from typing import Any
 from . import settings as table
 from .config_fields import optional_percent_as_fraction, percent_as_fraction, read_settings, reads
 from .const import CONF_CAMERA, CONF_MOTION_ENTITY, LOGGER
+from .engine.camera_state import CameraStateSettings
 from .engine.frames import DETAIL_BUDGETS
 from .engine.prompt import CheckSpec
 from .settings import InvalidSubentryData
@@ -79,4 +80,15 @@ class CameraConfig:
             presence=self.presence,
             fps=self.fps,
             label_threshold=self.label_threshold,
+        )
+
+    def state_settings(self) -> CameraStateSettings:
+        """Return what this camera's state machines need: what is watched, and the camera's timing."""
+        return CameraStateSettings(
+            gestures=self.gestures,
+            activities=self.activities,
+            presence=self.presence,
+            hold_s=self.hold_s,
+            window_s=self.window_s,
+            check_interval_s=self.check_interval_s,
         )

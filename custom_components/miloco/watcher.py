@@ -16,7 +16,7 @@ from .capture import create_source
 from .const import LOGGER
 from .engine.backends.base import VisionBackend
 from .engine.camera_schedule import CameraSchedule, Occasion, Skip, SkipReason, Start
-from .engine.camera_state import PRESENCE_KEY, CameraState, CameraStateSettings
+from .engine.camera_state import PRESENCE_KEY, CameraState
 from .engine.gate import ChangeGate
 from .engine.scheduling import FairLimiter
 from .engine.window import Frame
@@ -31,9 +31,8 @@ __all__ = ["PRESENCE_KEY", "CameraWatcher", "WatcherStats"]
 # How long async_stop() waits for the loop and the check to end: a camera that swallows cancellation is
 # abandoned after this, never waited for.
 STOP_TIMEOUT_S: Final = 1.0
-# A still scene's skips are counted at once, but the entities are written for the count alone at most this
-# often: each write touches every entity of the camera, and at two a minute they were a third of what a
-# still room cost. States that change (a hold running out) are written at once, as always.
+# A still scene's skips are counted at once, its entities written for the count alone at most this often (each
+# write touches every entity; at two a minute, a third of a still room's cost). Changed states are written at once.
 STILL_WRITE_S: Final = 30.0
 
 
@@ -65,24 +64,12 @@ class CameraWatcher:
         self.config = config
         self._start_task = link.start_task
         # The newest frame of each check, kept when the check fires something (the Last detection image).
+        keep = config.saved_frames_max
         self.key_frames = KeyFrames(
-            hass,
-            link.start_task,
-            config.camera_entity_id,
-            save=config.save_frames,
-            keep=config.saved_frames_max,
+            hass, link.start_task, config.camera_entity_id, save=config.save_frames, keep=keep
         )
         self.events = CameraEvents(hass, link.entry_id, subentry_id, config.camera_entity_id, self.key_frames)
-        self.state = CameraState(
-            CameraStateSettings(
-                gestures=config.gestures,
-                activities=config.activities,
-                presence=config.presence,
-                hold_s=config.hold_s,
-                window_s=config.window_s,
-                check_interval_s=config.check_interval_s,
-            )
-        )
+        self.state = CameraState(config.state_settings())
         self.failures = CameraFailures(config.camera_entity_id, self.events, health)
         self.schedule = CameraSchedule(
             subentry_id,

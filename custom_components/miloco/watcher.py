@@ -64,12 +64,9 @@ class CameraWatcher:
         self.config = config
         self._start_task = link.start_task
         # The newest frame of each check, kept when the check fires something (the Last detection image).
+        keep = config.saved_frames_max
         self.key_frames = KeyFrames(
-            hass,
-            link.start_task,
-            config.camera_entity_id,
-            save=config.save_frames,
-            keep=config.saved_frames_max,
+            hass, link.start_task, config.camera_entity_id, save=config.save_frames, keep=keep
         )
         self.events = CameraEvents(hass, link.entry_id, subentry_id, config.camera_entity_id, self.key_frames)
         self.state = CameraState(config.state_settings())

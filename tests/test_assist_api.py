@@ -139,7 +139,8 @@ async def test_look_at_a_camera_nobody_watches_takes_a_snapshot_and_saves_it(
     (request,) = asked_about(model_server, "Is the car there?")
     assert json.dumps(request["messages"]).count('"type": "image_url"') == 1
     saved = Path(looked["key_frame"]["key_frame_path"])
-    await hass.async_block_till_done()
+    # The file is written by a background task of the entry (off the loop): wait for those too.
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert await hass.async_add_executor_job(saved.is_file)
     assert saved.parent == media / "miloco" / "garage"
     assert looked["key_frame"]["key_frame_url"].startswith("/media/local/miloco/garage/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 import asyncio
 from collections.abc import Sequence
 import contextlib
@@ -100,7 +101,9 @@ class Meter:
     last_model_s: dict[str, float] = field(default_factory=dict)
     pending: dict[int, float] = field(default_factory=dict)
     open_checks: set[OpenCheck] = field(default_factory=set)
-    stages: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    # Per stage, (when it ended, how long it took) pairs, flat: 16 bytes a sample rather than a 112-byte tuple
+    # of floats. Stages are timed per frame, and the meter's own growth counts in the process's memory slope.
+    stages: dict[str, array[float]] = field(default_factory=dict)
 
     def record_request(
         self, camera: str, started: float, ended: float, reply: VisionReply, images: int
@@ -142,12 +145,13 @@ class Meter:
         self.events.append(EventRecord(camera, kind, time.monotonic(), model_s))
 
     def record_stage(self, stage: str, seconds: float) -> None:
-        """Note how long one stage of a check took, as it ends (list.append is atomic under the GIL)."""
-        self.stages.setdefault(stage, []).append((time.monotonic(), seconds))
+        """Note how long one stage of a check took, as it ends (one C call: threads never split a pair)."""
+        self.stages.setdefault(stage, array("d")).extend((time.monotonic(), seconds))
 
     def stage_times(self, stage: str, start: float, end: float) -> list[float]:
         """Return the durations of a stage that ended within [start, end)."""
-        return [seconds for at, seconds in self.stages.get(stage, []) if start <= at < end]
+        pairs = self.stages.get(stage, array("d"))
+        return [seconds for at, seconds in zip(pairs[::2], pairs[1::2], strict=True) if start <= at < end]
 
     def busy_before(self, moment: float) -> bool:
         """Return whether a request or check that started before `moment` is still running."""
@@ -195,14 +199,15 @@ class LagTicker:
     def __init__(self, interval_s: float = 0.01) -> None:
         """Tick every `interval_s`."""
         self.interval_s = interval_s
-        self.lags: list[float] = []
+        # A hundred a second: kept flat (8 bytes each), for the same reason as Meter.stages.
+        self.lags: array[float] = array("d")
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start ticking."""
         self._task = asyncio.get_running_loop().create_task(self._run(), name="bench lag ticker")
 
-    async def stop(self) -> list[float]:
+    async def stop(self) -> array[float]:
         """Stop ticking and return the lags, in seconds."""
         if self._task is not None:
             self._task.cancel()

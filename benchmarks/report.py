@@ -624,7 +624,13 @@ def _memory(results: dict[str, Any]) -> list[str]:
             f"## Memory ({phase['name']}: tracemalloc over {phase['duration_s']:.0f} s)",
             "",
             f"Python allocations grew by {growth['growth_kb']:,.1f} KB over the window (the benchmark's own "
-            "records excluded). Largest growth by line:",
+            "records excluded"
+            + (
+                f"; they grew {growth['benchmark_growth_kb']:,.1f} KB, which the RSS slopes count too"
+                if growth.get("benchmark_growth_kb") is not None
+                else ""
+            )
+            + "). Largest growth by line:",
             "",
             "| where | KB | blocks |",
             "|---|---|---|",

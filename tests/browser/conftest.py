@@ -11,11 +11,11 @@ import aiohttp
 from playwright.async_api import Error as PlaywrightError, async_playwright
 import pytest
 
+from testkit.home_assistant import PASSWORD, USERNAME, DevHomeAssistant
 from testkit.ports import free_port
 
 from ..ollama_server import ScriptedOllama
 from .assist import LOOK_QUESTION
-from .home_assistant import PASSWORD, USERNAME, DevHomeAssistant
 from .ui import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Ui
 
 _FAILED = pytest.StashKey[bool]()

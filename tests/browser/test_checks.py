@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from .home_assistant import miloco_errors
+from testkit.home_assistant import miloco_errors
+
 from .ui import console_error, untranslated
 
 BASE = "http://127.0.0.1:8123"

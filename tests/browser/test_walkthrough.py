@@ -23,6 +23,7 @@ from typing import Any
 
 from playwright.async_api import expect
 
+from testkit.home_assistant import DevHomeAssistant, miloco_errors
 from testkit.ports import free_port
 
 from ..model_server import FakeModelServer, Reply
@@ -35,7 +36,6 @@ from .assist import (
     ask_assist,
     use_agent_in_assist,
 )
-from .home_assistant import DevHomeAssistant, miloco_errors
 from .ui import TRANSLATIONS, Ui
 
 CAMERA = "Demo camera"

@@ -10,7 +10,9 @@ from typing import Any
 
 import aiohttp
 
-from .real_hass import RealHomeAssistant, form_defaults, merged
+from testkit.hass_api import form_defaults, merged
+
+from .real_hass import RealHomeAssistant
 
 # A counter the rules' actions increment: it counts how often an action ran, across restarts (it restores).
 COUNTER = "counter.rule_runs"

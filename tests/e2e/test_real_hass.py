@@ -21,9 +21,9 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from testkit.home_assistant import miloco_errors
 from testkit.ports import free_port
 
-from ..browser.home_assistant import miloco_errors
 from ..model_server import FakeModelServer, Reply
 from .real_hass import HAND, RealHomeAssistant
 

@@ -23,9 +23,9 @@ from typing import Any
 from PIL import Image, ImageDraw
 import pytest
 
+from testkit.home_assistant import miloco_errors
 from testkit.ports import free_port
 
-from ..browser.home_assistant import miloco_errors
 from ..gated_model_server import GatedModelServer
 from .real_hass import room_jpeg
 from .restartable_hass import COUNTER, RestartableHomeAssistant

@@ -1,6 +1,6 @@
-"""A development Home Assistant in a subprocess, with its web UI, for the browser test.
+"""A development Home Assistant in a subprocess: for the browser and end-to-end tests, and the benchmark.
 
-It runs `python -m homeassistant` from the test's own venv (so it is the HA line under test, with that
+It runs `python -m homeassistant` from the running venv (so it is the HA line under test, with that
 line's own frontend package) on a free loopback port, with a generated configuration that lists what the
 walkthrough needs instead of `default_config:` (which pulls in go2rtc, whose binary cannot be fetched here),
 and our integration linked into its `custom_components`.
@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 # The configuration of the development instance. `demo:` gives demo cameras and lights (its YAML key makes
 # it create its own config entry); `assist_pipeline:` (with `conversation:`) gives Assist's dialog and the

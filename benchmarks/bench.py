@@ -47,7 +47,7 @@ from homeassistant.helpers import frame
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from pytest_homeassistant_custom_component.common import async_test_home_assistant
 
-from benchmarks import limits, prepare_micro, report
+from benchmarks import limits, prepare_micro, real_hass_wave, report
 from benchmarks.baselines import BASELINE_EVENT, BaselineCamera
 from benchmarks.costmodel import CostModel
 from benchmarks.llama_compare import async_compare
@@ -157,6 +157,8 @@ class Plan:
     scaling: ScalingPlan | None = None
     # Checks of the frame-preparation micro-benchmark (benchmarks/prepare_micro.py); 0 skips it.
     prepare_checks: int = 0
+    # Seconds of each slot setting of the busy wave in a real Home Assistant (benchmarks/real_hass_wave.py); 0 skips.
+    real_hass_wave_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -224,7 +226,17 @@ def default_plan(
         )
     )
     return Plan(
-        "default", tuple(phases), 4, 5, 32, 5, (1, 5, 10), 3, scaling=ScalingPlan(), prepare_checks=60
+        "default",
+        tuple(phases),
+        4,
+        5,
+        32,
+        5,
+        (1, 5, 10),
+        3,
+        scaling=ScalingPlan(),
+        prepare_checks=60,
+        real_hass_wave_s=REAL_HASS_WAVE_S,
     )
 
 
@@ -232,6 +244,8 @@ def default_plan(
 # that takes 1.5 s per request (a 7B model on a home GPU); spare slots on (they need a second slot to act).
 WAVE_MODEL_S: Final = 1.5
 WAVE_CAMERAS: Final = 8
+# Six episodes a camera, 24 a slot setting, in the real Home Assistant's busy wave.
+REAL_HASS_WAVE_S: Final = 72.0
 
 
 def variant_phases(warmup_s: float, duration_s: float, wave_s: float) -> list[PhaseSpec]:
@@ -669,9 +683,15 @@ def _allocation_growth(first: tracemalloc.Snapshot, last: tracemalloc.Snapshot) 
     )
     diff = last.filter_traces(ignore).compare_to(first.filter_traces(ignore), "lineno")
     growth = sum(stat.size_diff for stat in diff)
+    # The benchmark's own records (the meter's samples) grow with the window too, and count in the RSS.
+    own = (tracemalloc.Filter(True, f"{REPO / 'benchmarks'}/*"),)
+    own_growth = sum(
+        stat.size_diff for stat in last.filter_traces(own).compare_to(first.filter_traces(own), "lineno")
+    )
     top = sorted(diff, key=lambda stat: stat.size_diff, reverse=True)[:8]
     return {
         "growth_kb": round(growth / 1024, 1),
+        "benchmark_growth_kb": round(own_growth / 1024, 1),
         "top": [
             {
                 "where": f"{_short_path(stat.traceback[0].filename)}:{stat.traceback[0].lineno}",
@@ -891,6 +911,11 @@ async def async_run(settings: Settings, *, progress: Callable[[str], None] = pri
                     await hass.async_stop(force=True)
     finally:
         await loop.run_in_executor(None, server.stop)
+    real_hass: dict[str, Any] | None = None
+    if plan.real_hass_wave_s:
+        real_hass = await _real_hass_wave(
+            scenes.get("busy") or build_scenes(("busy",))["busy"], plan, progress
+        )
     llama: dict[str, Any] = {"skipped": "--no-llama"}
     if settings.llama:
         progress("llama.cpp server: combined versus per-condition requests")
@@ -901,12 +926,32 @@ async def async_run(settings: Settings, *, progress: Callable[[str], None] = pri
                 Path(log_dir),
                 repeats=plan.llama_repeats,
             )
-    results = assemble(settings, machine, phases, llama)
+    results = assemble(settings, machine, phases, llama, real_hass)
     results["prepare_micro"] = prepare
     results["server_totals"] = server_totals
     results["scaling"] = scaling
     results["run_seconds"] = round(time.monotonic() - started, 1)
     return results
+
+
+async def _real_hass_wave(scene: Scene, plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Run the busy wave with a 1.5 s model in a real Home Assistant process, on its own model server."""
+    loop = asyncio.get_running_loop()
+    server = ModelServer(CostModel(fixed_s=WAVE_MODEL_S, per_image_token_s=0.0, per_output_token_s=0.0), 0)
+    await loop.run_in_executor(None, server.start)
+    try:
+        return await real_hass_wave.measure(
+            scene,
+            server.url,
+            conditions=RULE_CONDITIONS[:5],
+            window_s=plan.real_hass_wave_s,
+            offset_step_s=OFFSET_STEP_S,
+            match_window_s=MATCH_WINDOW_S,
+            grace_s=GRACE_S,
+            progress=progress,
+        )
+    finally:
+        await loop.run_in_executor(None, server.stop)
 
 
 def _measure_prepare(scene: Scene, checks: int) -> dict[str, Any]:
@@ -939,7 +984,11 @@ async def _server_totals(hass: HomeAssistant, url: str) -> dict[str, Any]:
 
 
 def assemble(
-    settings: Settings, machine: dict[str, Any], phases: list[dict[str, Any]], llama: dict[str, Any]
+    settings: Settings,
+    machine: dict[str, Any],
+    phases: list[dict[str, Any]],
+    llama: dict[str, Any],
+    real_hass: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the results document: the phases, the matrix, the sweeps, the ratios and the targets."""
     plan = settings.plan
@@ -1000,10 +1049,12 @@ def assemble(
         "runs": sweeps,
         "phases": phases,
         "llama": llama,
+        "real_hass_wave": real_hass,
     }
     results["limits"] = {
         "still_room": limits.still_room(results),
         "busy_wave": limits.busy_wave(results),
+        "real_hass_wave": limits.real_hass_wave(results),
         "scale": limits.scale(results),
     }
     results["targets"] = targets(results, plan)
@@ -1287,6 +1338,10 @@ def parse_args(argv: Sequence[str]) -> Settings:
             plan = replace(plan, scaling=None)
         if "prepare-micro" not in wanted:
             plan = replace(plan, prepare_checks=0)
+        if "real-hass-wave" not in wanted:
+            plan = replace(plan, real_hass_wave_s=0.0)
+        elif not plan.real_hass_wave_s:
+            plan = replace(plan, real_hass_wave_s=REAL_HASS_WAVE_S)
     if args.profile is not None:
         target = args.profile or f"busy-ours-{plan.target_cameras}x{plan.target_rules}"
         phases = tuple(replace(phase, profile=phase.name == target) for phase in phases)

@@ -49,10 +49,11 @@ from pytest_homeassistant_custom_component.common import async_test_home_assista
 
 from benchmarks import limits, prepare_micro, real_hass_wave, report
 from benchmarks.baselines import BASELINE_EVENT, BaselineCamera
+from benchmarks.conditions import RULE_CONDITIONS
 from benchmarks.costmodel import CostModel
 from benchmarks.llama_compare import async_compare
 from benchmarks.meter import GcPauses, LagTicker, Meter, ResourceSampler, percentile, slope_per_minute
-from benchmarks.ours import FIXED_TICK_S, OURS_CHECK_INTERVAL_S, RULE_CONDITIONS, RULE_KINDS, Ours
+from benchmarks.ours import FIXED_TICK_S, OURS_CHECK_INTERVAL_S, RULE_KINDS, Ours
 from benchmarks.scaling import ScalingPlan, async_scaling
 from benchmarks.scenes import (
     SCENARIOS,

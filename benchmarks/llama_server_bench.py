@@ -41,6 +41,7 @@ from typing import Any, Final
 import aiohttp
 from PIL import Image
 
+from benchmarks.conditions import RULE_CONDITIONS
 from benchmarks.scenes import Scene, build_scenes
 from custom_components.miloco.engine.backends.base import VisionRequest
 from custom_components.miloco.engine.backends.openai_compat import (
@@ -82,20 +83,9 @@ CHECKS: Final = 3
 
 def rule_spec(rules: int) -> CheckSpec:
     """Return a check of `rules` rules with everyday conditions (the same texts for both servers' sections)."""
-    conditions = [
-        "someone shows a thumbs-up to the camera",
-        "someone walks across the room",
-        "a dog is lying on the sofa",
-        "the front door is open",
-        "smoke is visible in the room",
-        "a package lies on the floor",
-        "someone is lying on the floor",
-        "a cat sits on the table",
-        "the window blinds are closed",
-        "someone is cooking at the stove",
-    ]
     return CheckSpec(
-        rules=tuple(RuleSpec(f"rule{i}", conditions[i % len(conditions)]) for i in range(rules)), fps=2.0
+        rules=tuple(RuleSpec(f"rule{i}", RULE_CONDITIONS[i % len(RULE_CONDITIONS)]) for i in range(rules)),
+        fps=2.0,
     )
 
 

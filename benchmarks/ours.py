@@ -13,6 +13,7 @@ from typing import Any, Final
 from homeassistant.core import Event, HomeAssistant, callback
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from benchmarks.conditions import RULE_CONDITIONS
 from benchmarks.meter import Meter, MeteredBackend, OpenCheck
 from custom_components.miloco import frame_intake as frame_intake_module, watcher as watcher_module
 from custom_components.miloco.camera_flow import DEFAULTS as CAMERA_DEFAULTS
@@ -44,20 +45,6 @@ from custom_components.miloco.const import (
 from custom_components.miloco.settings import COOLDOWN, OFF_DELAY, ON_CHECKS, REMOTE_TIMEOUT
 from custom_components.miloco.watcher import CameraWatcher
 
-# The rules every benchmark camera may carry, in order: the first R of them. Only the first two can come
-# true in the scenes (the magenta card, the orange shirt); the others are there to be asked about.
-RULE_CONDITIONS: Final = (
-    "someone shows a thumbs-up to the camera",
-    "someone walks across the room",
-    "a dog is lying on the sofa",
-    "the front door is open",
-    "smoke is visible in the room",
-    "a package lies on the floor",
-    "someone is lying on the floor",
-    "a cat sits on the table",
-    "the window blinds are closed",
-    "someone is cooking at the stove",
-)
 # What an event of rule number n reports (for the latency: which episode it answers).
 RULE_KINDS: Final = {1: "gesture", 2: "walker"}
 # The fixed tick of the versions before work-conserving checks: a check at most every 2 s. Since then the

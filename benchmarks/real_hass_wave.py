@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from benchmarks.meter import percentile
 from benchmarks.scenes import SLOT_S, Scene
-from testkit.hass_api import ApiHomeAssistant
+from testkit.hass_api import ApiHomeAssistant, api_configuration
 from testkit.ports import free_port
 
 HERE: Final = Path(__file__).resolve().parent
@@ -44,29 +44,6 @@ WARMUP_S: Final = 8.0
 LIGHT_OFF_AFTER_S: Final = 1.0
 EVENT_EPISODE_SHOWN: Final = "bench_episode_shown"
 
-CONFIGURATION: Final = """\
-homeassistant:
-  name: Bench
-  unit_system: metric
-  time_zone: UTC
-  country: NL
-
-api:
-config:
-onboarding:
-{http}
-demo:
-light:
-camera:
-  - platform: bench_cameras
-    frames: {frames}
-    count: {count}
-    offset_step: {offset_step}
-
-logger:
-  default: warning
-"""
-
 
 class SceneHomeAssistant(ApiHomeAssistant):
     """A development Home Assistant whose cameras serve a rendered scene by the clock."""
@@ -79,8 +56,10 @@ class SceneHomeAssistant(ApiHomeAssistant):
 
     def configuration(self, http_yaml: str) -> str:
         """Return configuration.yaml: the API, the demo lights and the scene cameras."""
-        return CONFIGURATION.format(
-            http=http_yaml, frames=self._frames, count=CAMERAS, offset_step=self._offset_step_s
+        return api_configuration(
+            http_yaml,
+            f"  - platform: bench_cameras\n    frames: {self._frames}\n    count: {CAMERAS}\n"
+            f"    offset_step: {self._offset_step_s}\n",
         )
 
     def write_config(self) -> None:
@@ -241,47 +220,64 @@ async def measure(
         frames = Path(root) / "scene"
         await asyncio.get_running_loop().run_in_executor(None, write_scene, scene, frames)
         ha = SceneHomeAssistant(Path(root) / "config", free_port(), frames, offset_step_s)
-        ha.write_config()
-        ha.start()
-        try:
-            await ha.connect()
+        async with ha.running():
             cameras = [f"camera.scene_{index}" for index in range(CAMERAS)]
             for entity_id in (*cameras, *LIGHTS):
                 await ha.wait_for_entity(entity_id)
             seen, started = _Seen(), asyncio.Event()
             follower = asyncio.create_task(_follow(ha, seen, started))
-            await started.wait()
-            # The demo starts some lights on: a light already on would not change state when a rule fires.
-            await ha.rest("POST", "/api/services/light/turn_off", {"entity_id": list(LIGHTS)})
-            per_slots: dict[str, Any] = {}
-            for count in slots:
-                progress(
-                    f"real Home Assistant: busy wave, {CAMERAS} cameras, {count} slot(s), {window_s:g} s"
-                )
-                entries = []
-                for index, camera in enumerate(cameras):
-                    entry_id = await _add_entry(ha, model_url, f"bench-real-{count}-{index}", count)
-                    await _add_camera_and_rules(ha, entry_id, camera, LIGHTS[index], conditions)
-                    entries.append(entry_id)
-                await asyncio.sleep(WARMUP_S)
-                window = (time.time(), time.time() + window_s)
-                await asyncio.sleep(window_s)
-                for entry_id in entries:
-                    await ha.rest("DELETE", f"/api/config/config_entries/entry/{entry_id}")
-                per_slots[str(count)] = {
-                    "cameras": CAMERAS,
-                    "window_s": window_s,
-                    **_figures(seen, cameras, window, match_window_s, grace_s),
-                }
-                # The lights of the window's last episodes go off before the next setting starts.
-                await asyncio.sleep(LIGHT_OFF_AFTER_S + 1)
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+            try:
+                await started.wait()
+                # The demo starts some lights on: a light already on would not change state when a rule fires.
+                await ha.rest("POST", "/api/services/light/turn_off", {"entity_id": list(LIGHTS)})
+                per_slots: dict[str, Any] = {}
+                for count in slots:
+                    progress(
+                        f"real Home Assistant: busy wave, {CAMERAS} cameras, {count} slot(s), {window_s:g} s"
+                    )
+                    window = await _wave_window(
+                        ha,
+                        model_url=model_url,
+                        cameras=cameras,
+                        slots=count,
+                        conditions=conditions,
+                        window_s=window_s,
+                    )
+                    per_slots[str(count)] = {
+                        "cameras": CAMERAS,
+                        "window_s": window_s,
+                        **_figures(seen, cameras, window, match_window_s, grace_s),
+                    }
+            finally:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
             return {"home_assistant": await _version(ha), "slots": per_slots}
-        finally:
-            await ha.disconnect()
-            ha.stop()
+
+
+async def _wave_window(
+    ha: ApiHomeAssistant,
+    *,
+    model_url: str,
+    cameras: list[str],
+    slots: int,
+    conditions: tuple[str, ...],
+    window_s: float,
+) -> tuple[float, float]:
+    """Watch the cameras with entries of `slots` requests at once for a window; return the window (wall clock)."""
+    entries = []
+    for index, camera in enumerate(cameras):
+        entry_id = await _add_entry(ha, model_url, f"bench-real-{slots}-{index}", slots)
+        await _add_camera_and_rules(ha, entry_id, camera, LIGHTS[index], conditions)
+        entries.append(entry_id)
+    await asyncio.sleep(WARMUP_S)
+    window = (time.time(), time.time() + window_s)
+    await asyncio.sleep(window_s)
+    for entry_id in entries:
+        await ha.rest("DELETE", f"/api/config/config_entries/entry/{entry_id}")
+    # The lights of the window's last waves go off before anything else starts.
+    await asyncio.sleep(LIGHT_OFF_AFTER_S + 1)
+    return window
 
 
 async def _version(ha: ApiHomeAssistant) -> str:

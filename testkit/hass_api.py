@@ -14,6 +14,36 @@ import aiohttp
 
 from .home_assistant import DevHomeAssistant
 
+# configuration.yaml of an instance driven over its APIs: no frontend, the demo's lights, the caller's cameras
+# (the items of `camera:`) and loggers (the items of `logger: logs:`, or nothing).
+API_CONFIGURATION = """\
+homeassistant:
+  name: Home
+  unit_system: metric
+  time_zone: UTC
+  country: NL
+
+api:
+config:
+onboarding:
+{http}
+demo:
+light:
+camera:
+{cameras}
+
+logger:
+  default: warning
+{logs}"""
+
+
+def api_configuration(http_yaml: str, cameras_yaml: str, *, debug: tuple[str, ...] = ()) -> str:
+    """Return configuration.yaml for an instance driven over its APIs, with these loggers at debug level."""
+    logs = "".join(f"    {logger}: debug\n" for logger in debug)
+    return API_CONFIGURATION.format(
+        http=http_yaml, cameras=cameras_yaml.rstrip("\n"), logs=f"  logs:\n{logs}" if logs else ""
+    )
+
 
 class ApiHomeAssistant(DevHomeAssistant):
     """A development Home Assistant with an API client logged in as its owner."""
@@ -48,6 +78,18 @@ class ApiHomeAssistant(DevHomeAssistant):
             await self._ws.close()
         if self._session is not None:
             await self._session.close()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[ApiHomeAssistant]:
+        """Write the configuration, start the process and log in; stop it all on the way out."""
+        self.write_config()
+        self.start()
+        try:
+            await self.connect()
+            yield self
+        finally:
+            await self.disconnect()
+            self.stop()
 
     @contextlib.asynccontextmanager
     async def events(self, *event_types: str) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:

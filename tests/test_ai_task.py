@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 from pathlib import Path
@@ -29,6 +28,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.miloco.ai_task_flow import default_ai_task_subentry
 from custom_components.miloco.const import DOMAIN, SUBENTRY_AI_TASK
 
+from .ai_task_helpers import generate, images, setup_ai_task_entity
 from .helpers import remote_entry
 from .model_server import FakeModelServer, Reply
 from .perception_helpers import answer, camera_subentry, wait_for
@@ -47,42 +47,8 @@ def media(hass: HomeAssistant, tmp_path: Path) -> Path:
 @pytest.fixture
 async def entity_id(hass: HomeAssistant, model_server: FakeModelServer, media: Path) -> str:
     """Set up AI Task, a camera and a backend entry with its default AI Task subentry; return the entity."""
-    assert await async_setup_component(hass, "homeassistant", {})
-    assert await async_setup_component(hass, "media_source", {})
-    assert await async_setup_component(hass, "ai_task", {})
     await async_add_cameras(hass, SceneCamera("Living room", static_room()))
-    entry = remote_entry(model_server, subentries=[default_ai_task_subentry()])
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    subentry_id = next(iter(entry.subentries))
-    found = er.async_get(hass).async_get_entity_id("ai_task", DOMAIN, subentry_id)
-    assert found is not None
-    return found
-
-
-async def _generate(hass: HomeAssistant, entity_id: str, **data: Any) -> dict[str, Any]:
-    """Call ai_task.generate_data and return its response."""
-    response = await hass.services.async_call(
-        "ai_task",
-        "generate_data",
-        {"task_name": "look", "entity_id": entity_id, **data},
-        blocking=True,
-        return_response=True,
-    )
-    assert isinstance(response, dict)
-    return response
-
-
-def _images(request: dict[str, Any]) -> list[bytes]:
-    """Return the images a chat request carried, decoded from their data URLs."""
-    return [
-        base64.b64decode(part["image_url"]["url"].split(",", 1)[1])
-        for message in request["messages"]
-        if isinstance(message["content"], list)
-        for part in message["content"]
-        if part.get("type") == "image_url"
-    ]
+    return await setup_ai_task_entity(hass, model_server)
 
 
 def _schema(request: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +60,7 @@ async def test_camera_attachment_gives_a_free_text_answer(
     hass: HomeAssistant, entity_id: str, model_server: FakeModelServer
 ) -> None:
     model_server.script(Reply(content='{"answer": "A living room with a blue sofa and a TV."}'))
-    response = await _generate(
+    response = await generate(
         hass,
         entity_id,
         instructions="Describe the room.",
@@ -102,7 +68,7 @@ async def test_camera_attachment_gives_a_free_text_answer(
     )
     assert response["data"] == "A living room with a blue sofa and a TV."
     (request,) = model_server.chat_requests
-    (image,) = _images(request)
+    (image,) = images(request)
     # The camera's frame, resized within the default (medium) token budget like a check's frames.
     with Image.open(io.BytesIO(image)) as decoded:
         assert decoded.format == "JPEG"
@@ -120,7 +86,7 @@ async def test_structure_becomes_the_requested_schema_and_is_parsed(
 ) -> None:
     # A fenced, loosely typed reply: the same parser as the checks reads it.
     model_server.script(Reply(content='```json\n{"people": 2.0, "sofa_used": "yes", "extra": 1}\n```'))
-    response = await _generate(
+    response = await generate(
         hass,
         entity_id,
         instructions="How many people are on the sofa?",
@@ -138,7 +104,7 @@ async def test_structure_becomes_the_requested_schema_and_is_parsed(
     assert schema["properties"]["people"]["type"] == "number"
     assert schema["properties"]["people"]["maximum"] == 10
     assert schema["properties"]["sofa_used"]["type"] == "boolean"
-    assert len(_images(request)) == 1
+    assert len(images(request)) == 1
 
 
 async def test_a_media_png_is_sent_as_a_jpeg(
@@ -146,7 +112,7 @@ async def test_a_media_png_is_sent_as_a_jpeg(
 ) -> None:
     await hass.async_add_executor_job(Image.new("RGB", (640, 480), (200, 30, 30)).save, media / "red.png")
     model_server.script(Reply(content='{"answer": "red"}'))
-    response = await _generate(
+    response = await generate(
         hass,
         entity_id,
         instructions="What colour is it?",
@@ -158,7 +124,7 @@ async def test_a_media_png_is_sent_as_a_jpeg(
         ],
     )
     assert response["data"] == "red"
-    (image,) = _images(model_server.chat_requests[0])
+    (image,) = images(model_server.chat_requests[0])
     with Image.open(io.BytesIO(image)) as decoded:
         assert decoded.format == "JPEG"
         red, green, _ = decoded.convert("RGB").getpixel((5, 5))
@@ -171,7 +137,7 @@ async def test_an_unreadable_video_or_a_text_is_refused_before_the_model_is_aske
     await hass.async_add_executor_job((media / "clip.mp4").write_bytes, b"\x00\x00\x00\x18ftypmp42")
     await hass.async_add_executor_job((media / "notes.txt").write_text, "not a picture")
     with pytest.raises(HomeAssistantError) as raised:
-        await _generate(
+        await generate(
             hass,
             entity_id,
             instructions="What happens?",
@@ -184,7 +150,7 @@ async def test_an_unreadable_video_or_a_text_is_refused_before_the_model_is_aske
         )
     assert raised.value.translation_key == "video_unreadable"
     with pytest.raises(HomeAssistantError) as raised:
-        await _generate(
+        await generate(
             hass,
             entity_id,
             instructions="What is it?",
@@ -205,7 +171,7 @@ async def test_the_backend_down_is_a_translated_error_and_frees_the_slot(
 ) -> None:
     await model_server.stop()
     with pytest.raises(HomeAssistantError) as raised:
-        await _generate(
+        await generate(
             hass,
             entity_id,
             instructions="Describe the room.",
@@ -248,7 +214,7 @@ async def test_a_busy_backend_is_waited_for_the_entry_timeout_then_refused(
     assert limiter.try_acquire("camera_b", time.monotonic())
     started = time.monotonic()
     with pytest.raises(HomeAssistantError) as raised:
-        await _generate(hass, entity_id, instructions="Say hello.")
+        await generate(hass, entity_id, instructions="Say hello.")
     assert 4.5 < time.monotonic() - started < 10
     # The one "busy" of every person's question, saying how long it waited.
     assert raised.value.translation_key == "busy"
@@ -257,7 +223,7 @@ async def test_a_busy_backend_is_waited_for_the_entry_timeout_then_refused(
     # A check ends: the task gets its turn.
     limiter.release("camera_a")
     model_server.script(Reply(content='{"answer": "hello"}'))
-    assert (await _generate(hass, entity_id, instructions="Say hello."))["data"] == "hello"
+    assert (await generate(hass, entity_id, instructions="Say hello."))["data"] == "hello"
     # The task gave its slot back: only camera_b's remains taken.
     assert limiter.in_flight == 1
 
@@ -288,7 +254,7 @@ async def test_a_task_is_answered_while_two_busy_cameras_share_one_slot(
     await wait_for(lambda: all(w.stats.checks >= 2 and w.stats.skipped_busy >= 1 for w in watchers))
     for _ in range(3):
         started = time.monotonic()
-        response = await _generate(hass, entity_id, instructions="Say hello.")
+        response = await generate(hass, entity_id, instructions="Say hello.")
         assert response["data"] == "hello"
         # Within about one check ahead of it and its own answer, far inside its 5 s wait.
         assert time.monotonic() - started < 2.5
@@ -307,7 +273,7 @@ async def test_photos_of_different_shapes_keep_their_shapes_and_are_named(
 
     await hass.async_add_executor_job(save)
     model_server.script(Reply(content='{"answer": "a red and a blue picture"}'))
-    response = await _generate(
+    response = await generate(
         hass,
         entity_id,
         instructions="What colours are the photos?",
@@ -324,7 +290,7 @@ async def test_photos_of_different_shapes_keep_their_shapes_and_are_named(
     )
     assert response["data"] == "a red and a blue picture"
     (request,) = model_server.chat_requests
-    portrait, landscape = _images(request)
+    portrait, landscape = images(request)
     with Image.open(io.BytesIO(portrait)) as decoded:
         # Tall, as the photo is (1:2 to within a 28-px cell), and still red: not the landscape's shape.
         assert abs(decoded.width / decoded.height - 0.5) < 0.1
@@ -345,7 +311,7 @@ async def test_instructions_are_bounded_before_the_model_is_asked(
     hass: HomeAssistant, entity_id: str, model_server: FakeModelServer, instructions: str
 ) -> None:
     with pytest.raises(HomeAssistantError) as raised:
-        await _generate(hass, entity_id, instructions=instructions)
+        await generate(hass, entity_id, instructions=instructions)
     assert raised.value.translation_key == "invalid_instructions"
     assert "2000" in str(raised.value)
     assert model_server.chat_requests == []
@@ -402,12 +368,12 @@ async def test_another_ai_task_entity_can_be_added_and_changed(
     assert entry.subentries[added.subentry_id].data == {"detail": "high"}
     # A high-detail task spends up to 1024 image tokens on one 320x180 camera frame: no upscaling past it.
     model_server.script(Reply(content='{"answer": "ok"}'))
-    await _generate(
+    await generate(
         hass,
         kitchen,
         instructions="Look.",
         attachments=[{"media_content_id": CAMERA, "media_content_type": "image/jpeg"}],
     )
-    (image,) = _images(model_server.chat_requests[-1])
+    (image,) = images(model_server.chat_requests[-1])
     with Image.open(io.BytesIO(image)) as decoded:
         assert decoded.size == (336, 196)

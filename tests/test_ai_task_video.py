@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,16 +17,10 @@ pytest.importorskip(
 import av
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import entity_registry as er
-from homeassistant.setup import async_setup_component
 from PIL import Image
 
-from custom_components.miloco.ai_task_flow import default_ai_task_subentry
-from custom_components.miloco.const import DOMAIN
-
-from .helpers import remote_entry
+from .ai_task_helpers import generate, images, setup_ai_task_entity
 from .model_server import FakeModelServer, Reply
-from .test_ai_task import _images
 
 # The clip: one solid colour per frame, two frames a second, in this order.
 COLOURS = [(220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 220, 40), (210, 40, 210), (40, 210, 210)]
@@ -36,17 +29,9 @@ CLIP = "media-source://media_source/local/clip.mp4"
 
 @pytest.fixture
 async def entity_id(hass: HomeAssistant, model_server: FakeModelServer, tmp_path: Path) -> str:
-    """Set up AI Task and a backend entry with its default AI Task subentry; return the entity."""
+    """Set up AI Task and a backend entry with its default AI Task subentry, and write the clip; return the entity."""
     hass.config.media_dirs = {"local": str(tmp_path)}
-    assert await async_setup_component(hass, "homeassistant", {})
-    assert await async_setup_component(hass, "media_source", {})
-    assert await async_setup_component(hass, "ai_task", {})
-    entry = remote_entry(model_server, subentries=[default_ai_task_subentry()])
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    found = er.async_get(hass).async_get_entity_id("ai_task", DOMAIN, next(iter(entry.subentries)))
-    assert found is not None
+    found = await setup_ai_task_entity(hass, model_server)
     await hass.async_add_executor_job(_write_clip, tmp_path / "clip.mp4")
     return found
 
@@ -72,24 +57,11 @@ def _nearest(image: bytes) -> tuple[int, int, int]:
     return min(COLOURS, key=lambda colour: sum((a - b) ** 2 for a, b in zip(colour, mean, strict=True)))
 
 
-async def _generate(hass: HomeAssistant, entity_id: str, **data: Any) -> dict[str, Any]:
-    """Call ai_task.generate_data and return its response."""
-    response = await hass.services.async_call(
-        "ai_task",
-        "generate_data",
-        {"task_name": "clip", "entity_id": entity_id, **data},
-        blocking=True,
-        return_response=True,
-    )
-    assert isinstance(response, dict)
-    return response
-
-
 async def test_an_mp4_clip_reaches_the_model_as_its_frames_in_order(
     hass: HomeAssistant, entity_id: str, model_server: FakeModelServer
 ) -> None:
     model_server.script(Reply(content='{"answer": "The colours change."}'))
-    response = await _generate(
+    response = await generate(
         hass,
         entity_id,
         instructions="What happens in the clip?",
@@ -97,7 +69,7 @@ async def test_an_mp4_clip_reaches_the_model_as_its_frames_in_order(
     )
     assert response["data"] == "The colours change."
     (request,) = model_server.chat_requests
-    assert [_nearest(image) for image in _images(request)] == COLOURS
+    assert [_nearest(image) for image in images(request)] == COLOURS
     text = json.dumps(request["messages"])
     # Described as a clip over time, at its own rate: six frames half a second apart.
     assert "6 frames taken over 3 seconds (2 frames per second), oldest first" in text
@@ -110,7 +82,7 @@ async def test_an_mp4_clip_reaches_the_model_as_its_frames_in_order(
 
 async def test_a_video_goes_alone(hass: HomeAssistant, entity_id: str, model_server: FakeModelServer) -> None:
     with pytest.raises(HomeAssistantError) as raised:
-        await _generate(
+        await generate(
             hass,
             entity_id,
             instructions="Compare them.",

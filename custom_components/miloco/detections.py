@@ -61,42 +61,44 @@ class Detection:
         return data
 
 
+# Momentary event types: the detection's kind, and the event field that names what was seen.
+_MOMENTARY: Final[dict[str, tuple[str, str | None]]] = {
+    "gesture": (KIND_GESTURE, "gesture"),
+    "rule_triggered": (KIND_RULE, "rule"),
+}
+# Kinds whose events come in pairs ("<kind>_started", "<kind>_ended"): the field that names it (None: a person).
+_PHASED: Final[dict[str, str | None]] = {KIND_PRESENCE: None, KIND_ACTIVITY: "activity"}
+_PHASES: Final = ("started", "ended")
+
+
 def detection_of(data: dict[str, Any], time: datetime) -> Detection | None:
     """Return the detection a miloco_event describes, or None for an event type that is not one."""
     camera = data.get("camera_entity_id")
-    event_type = str(data.get("type", ""))
     if not isinstance(camera, str):
         return None
-    key_frame = {key: str(data[key]) for key in KEY_FRAME_FIELDS if data.get(key)}
-    if event_type == "gesture":
-        return Detection(
-            time=time,
-            camera_entity_id=camera,
-            kind=KIND_GESTURE,
-            label=str(data.get("gesture")),
-            key_frame=key_frame,
-        )
-    if event_type == "rule_triggered":
-        return Detection(
-            time=time,
-            camera_entity_id=camera,
-            kind=KIND_RULE,
-            label=str(data.get("rule")),
-            reason=data.get("reason") if isinstance(data.get("reason"), str) else None,
-            key_frame=key_frame,
-        )
-    kind, _, phase = event_type.rpartition("_")
-    if kind == KIND_PRESENCE and phase in ("started", "ended"):
-        return Detection(time=time, camera_entity_id=camera, kind=KIND_PRESENCE, label="person", phase=phase)
-    if kind == KIND_ACTIVITY and phase in ("started", "ended"):
-        return Detection(
-            time=time,
-            camera_entity_id=camera,
-            kind=KIND_ACTIVITY,
-            label=str(data.get("activity")),
-            phase=phase,
-        )
-    return None
+    event_type = str(data.get("type", ""))
+    phase: str | None = None
+    name_field: str | None
+    key_frame: dict[str, str] = {}
+    if event_type in _MOMENTARY:
+        kind, name_field = _MOMENTARY[event_type]
+        # Only momentary detections carry a key frame: the frame of the moment they were seen.
+        key_frame = {key: str(data[key]) for key in KEY_FRAME_FIELDS if data.get(key)}
+    else:
+        kind, _, phase = event_type.rpartition("_")
+        if kind not in _PHASED or phase not in _PHASES:
+            return None
+        name_field = _PHASED[kind]
+    reason = data.get("reason")
+    return Detection(
+        time=time,
+        camera_entity_id=camera,
+        kind=kind,
+        label="person" if name_field is None else str(data.get(name_field)),
+        phase=phase,
+        reason=reason if kind == KIND_RULE and isinstance(reason, str) else None,
+        key_frame=key_frame,
+    )
 
 
 class DetectionRecord:

@@ -11,33 +11,9 @@ import shutil
 
 from PIL import Image, ImageDraw
 
-from testkit.hass_api import ApiHomeAssistant
+from testkit.hass_api import ApiHomeAssistant, api_configuration
 
 HERE = Path(__file__).resolve().parent
-
-CONFIGURATION = """\
-homeassistant:
-  name: Home
-  unit_system: metric
-  time_zone: UTC
-  country: NL
-
-api:
-config:
-onboarding:
-{http}
-demo:
-light:
-camera:
-  - platform: e2e_cameras
-    cameras:
-{cameras}
-
-logger:
-  default: warning
-  logs:
-    custom_components.miloco: debug
-"""
 
 # The red of a waving hand: the test's model looks for it in the frames it is sent.
 HAND = (230, 20, 20)
@@ -102,7 +78,11 @@ class RealHomeAssistant(ApiHomeAssistant):
             f"      - name: {name}\n        frames: {self.scenes[name].path}\n        delay: {delay}\n"
             for name, delay in self._delays.items()
         )
-        return CONFIGURATION.format(http=http_yaml, cameras=cameras.rstrip("\n"))
+        return api_configuration(
+            http_yaml,
+            "  - platform: e2e_cameras\n    cameras:\n" + cameras,
+            debug=("custom_components.miloco",),
+        )
 
     def write_config(self) -> None:
         """Write the configuration, link the cameras' integration in and show still rooms."""

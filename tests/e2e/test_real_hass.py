@@ -80,14 +80,8 @@ class WindowModel:
 async def real_hass(socket_enabled: None, tmp_path: Path) -> AsyncGenerator[RealHomeAssistant]:
     """Run a real Home Assistant with the two folder cameras, onboarded and logged in."""
     ha = RealHomeAssistant(tmp_path / "config", free_port(), CAMERAS)
-    ha.write_config()
-    ha.start()
-    try:
-        await ha.connect()
+    async with ha.running():
         yield ha
-    finally:
-        await ha.disconnect()
-        ha.stop()
 
 
 async def _add_backend(ha: RealHomeAssistant, server: FakeModelServer) -> str:

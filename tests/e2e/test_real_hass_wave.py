@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 
 from benchmarks.bench import GRACE_S, MATCH_WINDOW_S, OFFSET_STEP_S, ModelServer
+from benchmarks.conditions import RULE_CONDITIONS
 from benchmarks.costmodel import CostModel
-from benchmarks.ours import RULE_CONDITIONS
 from benchmarks.real_hass_wave import CAMERAS, measure
 from benchmarks.scenes import build_scenes
 

@@ -59,14 +59,8 @@ async def gated_server(socket_enabled: None) -> AsyncGenerator[GatedModelServer]
 async def hass_process(socket_enabled: None, tmp_path: Path) -> AsyncGenerator[RestartableHomeAssistant]:
     """Run a real Home Assistant with the two folder cameras, onboarded and logged in."""
     ha = RestartableHomeAssistant(tmp_path / "config", free_port(), CAMERAS)
-    ha.write_config()
-    ha.start()
-    try:
-        await ha.connect()
+    async with ha.running():
         yield ha
-    finally:
-        await ha.disconnect()
-        ha.stop()
 
 
 def asked_rules(body: dict[str, Any]) -> list[str]:

@@ -11,6 +11,7 @@ from .answers import ANSWER_SCHEMA
 from .backends.base import VisionRequest
 from .labels import ACTIVITIES, GESTURES, PRESENCE, Label, LabelKind
 from .parse import YES_NO, is_yes, yes_no_schema
+from .window import DEFAULT_FPS
 
 LEAD_IN: Final = "Image sequence is as follows:"
 REASON_MAX_CHARS: Final = 200
@@ -58,7 +59,7 @@ class CheckSpec:
     activities: tuple[str, ...] = ()
     presence: bool = False
     rules: tuple[RuleSpec, ...] = ()
-    fps: float = 2.0
+    fps: float = DEFAULT_FPS
     thinking: bool = False
     # The P(yes) at which a gesture, activity or presence counts as seen, where the reply gives one; None: the
     # model's own yes/no.
@@ -131,7 +132,7 @@ class QuestionSpec:
 
     question: str
     json_schema: Mapping[str, Any] = field(default_factory=lambda: ANSWER_SCHEMA)
-    fps: float = 2.0
+    fps: float = DEFAULT_FPS
     thinking: bool = False
 
     def __post_init__(self) -> None:

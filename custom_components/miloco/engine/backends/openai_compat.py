@@ -35,6 +35,7 @@ from typing import Any, Final
 import aiohttp
 from yarl import URL
 
+from ..backend_defaults import REMOTE_TIMEOUT_S
 from .base import BackendStats, TokenUsage, VisionReply, VisionRequest
 from .errors import (
     BackendClosed,
@@ -196,7 +197,7 @@ class OpenAICompatBackend:
         base_url: str,
         model: str,
         api_key: str | None = None,
-        timeout_s: float = 30.0,
+        timeout_s: float = REMOTE_TIMEOUT_S,
         max_concurrency: int = 2,
         max_retries: int = 1,
         max_retry_wait_s: float = 1.0,

@@ -245,24 +245,42 @@ def default_plan(
 # that takes 1.5 s per request (a 7B model on a home GPU); spare slots on (they need a second slot to act).
 WAVE_MODEL_S: Final = 1.5
 WAVE_CAMERAS: Final = 8
+# Seconds of the still room's phases (limits.STILL_CAMERAS cameras each).
+STILL_S: Final = 30.0
 # Six episodes a camera, 24 a slot setting, in the real Home Assistant's busy wave.
 REAL_HASS_WAVE_S: Final = 72.0
 
 
 def variant_phases(warmup_s: float, duration_s: float, wave_s: float) -> list[PhaseSpec]:
-    """Return the phases of ours' variants: the still room before resting, and the busy wave per slots."""
+    """Return the phases of ours' variants: the still room (ours, before resting, the reference), the busy wave."""
+    cameras = limits.STILL_CAMERAS
+    still = (Group("static", cameras, 5),)
     phases = [
+        PhaseSpec(f"static-{policy}-{cameras}x5", policy, still, warmup_s, STILL_S, variant="still")
+        for policy in ("ours", "reference")
+    ]
+    phases.append(
         PhaseSpec(
-            f"{scenario}-ours-every-frame-4x5",
+            f"static-ours-every-frame-{cameras}x5",
             "ours",
-            (Group(scenario, 4, 5),),
+            still,
             warmup_s,
-            seconds,
+            STILL_S,
             variant="every-frame",
             rest_stride=1,
         )
-        for scenario, seconds in (("static", duration_s), ("gestures", wave_s))
-    ]
+    )
+    phases.append(
+        PhaseSpec(
+            "gestures-ours-every-frame-4x5",
+            "ours",
+            (Group("gestures", 4, 5),),
+            warmup_s,
+            wave_s,
+            variant="every-frame",
+            rest_stride=1,
+        )
+    )
     for model_s, model in ((None, "cost"), (WAVE_MODEL_S, "1.5s")):
         phases += [
             PhaseSpec(

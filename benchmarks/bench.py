@@ -489,7 +489,7 @@ async def run_phase(ctx: Context, spec: PhaseSpec, first_camera: int = 0) -> dic
     own_server: ModelServer | None = None
     cost = ctx.settings.cost
     if spec.model_s is not None:
-        cost = CostModel(fixed_s=spec.model_s, per_image_token_s=0.0, per_output_token_s=0.0)
+        cost = CostModel.fixed(spec.model_s)
         own_server = ModelServer(cost, 0)
         await asyncio.get_running_loop().run_in_executor(None, own_server.start)
         server_url = own_server.url
@@ -956,7 +956,7 @@ async def async_run(settings: Settings, *, progress: Callable[[str], None] = pri
 async def _real_hass_wave(scene: Scene, plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
     """Run the busy wave with a 1.5 s model in a real Home Assistant process, on its own model server."""
     loop = asyncio.get_running_loop()
-    server = ModelServer(CostModel(fixed_s=WAVE_MODEL_S, per_image_token_s=0.0, per_output_token_s=0.0), 0)
+    server = ModelServer(CostModel.fixed(WAVE_MODEL_S), 0)
     await loop.run_in_executor(None, server.start)
     try:
         return await real_hass_wave.measure(

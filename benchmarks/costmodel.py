@@ -18,6 +18,11 @@ class CostModel:
     per_image_token_s: float = 0.0003
     per_output_token_s: float = 0.010
 
+    @classmethod
+    def fixed(cls, seconds: float) -> CostModel:
+        """Return a model that answers every request in `seconds`, whatever its size."""
+        return cls(fixed_s=seconds, per_image_token_s=0.0, per_output_token_s=0.0)
+
     def model_time(self, image_tokens: int, output_tokens: int) -> float:
         """Return the seconds the model spends on a request of this size."""
         return self.fixed_s + self.per_image_token_s * image_tokens + self.per_output_token_s * output_tokens

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Iterator, Sequence
 import contextlib
 from contextvars import ContextVar
-from dataclasses import astuple, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 import gc
 import math
 import os
@@ -88,14 +88,17 @@ class RecordLog[T]:
     def __init__(self, kind: type[T]) -> None:
         """Keep records of the dataclass `kind`, whose fields are str, int or float."""
         self._kind = kind
-        self._types = [str(item.type) for item in fields(kind)]  # type: ignore[arg-type]
+        described = fields(kind)  # type: ignore[arg-type]
+        self._names = [item.name for item in described]
+        self._types = [str(item.type) for item in described]
         self._columns = [array({"float": "d", "int": "q", "str": "I"}[name]) for name in self._types]
         self._texts: list[str] = []
         self._text_index: dict[str, int] = {}
 
     def append(self, record: T) -> None:
         """Note a record."""
-        for column, kind, value in zip(self._columns, self._types, astuple(record), strict=True):  # type: ignore[call-overload]
+        for column, name, kind in zip(self._columns, self._names, self._types, strict=True):
+            value = getattr(record, name)
             column.append(self._intern(value) if kind == "str" else value)
 
     def __len__(self) -> int:

@@ -303,7 +303,7 @@ def _findings(results: dict[str, Any]) -> list[str]:
         still = {side: static[side]["cpu_s_per_camera_hour_net"] for side in ("ours", "reference")}
     if still["ours"] is not None and still["reference"] is not None:
         ours_cpu, reference_cpu = still["ours"], still["reference"]
-        cheaper = ours_cpu is not None and reference_cpu is not None and ours_cpu <= reference_cpu
+        cheaper = ours_cpu <= reference_cpu
         lines.append(
             f"- **A static room costs ours {'no more' if cheaper else 'more'} CPU than the reference** "
             f"({_fmt(ours_cpu, 1)} against {_fmt(reference_cpu, 1)} CPU s per camera-hour net of idle): ours "

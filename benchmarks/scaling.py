@@ -128,7 +128,7 @@ class _Bench:
         self.plan = plan
         self.start_server = start_server
         # Every request costs the same: a GPU busy for service_s, whatever the frames.
-        self.cost = CostModel(fixed_s=plan.service_s, per_image_token_s=0.0, per_output_token_s=0.0)
+        self.cost = CostModel.fixed(plan.service_s)
 
     async def throughput(self, count: int) -> dict[str, Any]:
         """Serve the cameras with `count` servers; return checks and skips per second."""

@@ -21,7 +21,7 @@ MAX_BYTES_PER_RECORD = 64
 
 
 def test_stage_samples_take_two_floats_each() -> None:
-    meter = Meter(CostModel(fixed_s=0.1, per_image_token_s=0.0, per_output_token_s=0.0))
+    meter = Meter(CostModel.fixed(0.1))
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
@@ -77,7 +77,7 @@ def test_records_are_kept_as_columns_and_read_back_whole() -> None:
 
 
 def test_a_check_counts_its_requests_in_the_meter() -> None:
-    meter = Meter(CostModel(fixed_s=0.5, per_image_token_s=0.0, per_output_token_s=0.0))
+    meter = Meter(CostModel.fixed(0.5))
     check = meter.begin_check("camera.bench_00")
     check.requests.append(RequestRecord("camera.bench_00", 1.0, 1.5, 0.5, 400, 6))
     check.requests.append(RequestRecord("camera.bench_00", 1.5, 2.0, 0.5, 100, 2))

@@ -24,7 +24,7 @@ WINDOW_S = 18.0
 
 async def test_each_wave_in_a_real_home_assistant_turns_its_light_on(socket_enabled: None) -> None:
     loop = asyncio.get_running_loop()
-    server = ModelServer(CostModel(fixed_s=MODEL_S, per_image_token_s=0.0, per_output_token_s=0.0), 0)
+    server = ModelServer(CostModel.fixed(MODEL_S), 0)
     await loop.run_in_executor(None, server.start)
     try:
         result = await measure(

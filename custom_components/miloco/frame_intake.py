@@ -111,6 +111,10 @@ class FrameIntake:
         task = self._hass.async_create_background_task(
             self.source.async_next(), f"miloco capture {self._config.camera_entity_id}"
         )
+        if task.done():
+            # The task started eagerly and the camera answered without waiting (a cached picture, a stream's
+            # newest frame): no wait, and no callbacks, to pay for on every frame.
+            return task.result()
         # Retrieve the outcome of an abandoned capture, so that none is reported as never retrieved.
         task.add_done_callback(_consume_outcome)
         self.capture_task = task

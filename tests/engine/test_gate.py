@@ -123,6 +123,35 @@ def test_thumbnail_of_any_image_size(size: tuple[int, int]) -> None:
         assert len(thumb.pixels) == thumb.width * thumb.height
 
 
+def _normalised_by_definition(thumb: gate.Thumb) -> list[int]:
+    """Return the thumb's normalised levels computed plainly: zero mean, unit spread (floored), 8-bit levels."""
+    mean = sum(thumb.pixels) / len(thumb.pixels)
+    spread = math.sqrt(sum((value - mean) ** 2 for value in thumb.pixels) / len(thumb.pixels))
+    scale = gate._LEVELS_PER_SPREAD / max(gate._MIN_SPREAD, spread)
+    return [min(255, max(0, round(128 + (value - mean) * scale))) for value in thumb.pixels]
+
+
+@pytest.mark.parametrize(
+    "pixels",
+    [
+        bytes([0, 255] * 32 * 36),  # the most contrast there is: clipped at both ends
+        bytes([7] * 64 * 36),  # flat: the spread's floor keeps it at mid-grey
+        bytes(range(256)) * 9,  # a ramp
+        bytes(random.Random(3).randrange(100, 111) for _ in range(64 * 36)),  # dim noise under the floor
+        bytes(random.Random(4).randrange(256) for _ in range(64 * 36)),
+    ],
+    ids=["black-and-white", "flat", "ramp", "dim-noise", "noise"],
+)
+def test_normalised_thumb_follows_its_definition(pixels: bytes) -> None:
+    """The normalisation is done by Pillow on floats: it must give the plain definition's levels, clipped."""
+    thumb = gate.Thumb(64, 36, pixels)
+    expected = _normalised_by_definition(thumb)
+    ours = list(thumb.normalised.tobytes())
+    # Rounding halves may go either way: one level at most, and only there.
+    assert max(abs(a - b) for a, b in zip(ours, expected, strict=True)) <= 1
+    assert sum(a != b for a, b in zip(ours, expected, strict=True)) <= len(pixels) // 100
+
+
 def test_identical_and_mismatched_thumbs(still: Any) -> None:
     assert gate.change_score(still, still) == 0.0
     other = gate.Thumb(64, 48, bytes(64 * 48))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 import math
+from operator import mul
 from typing import Final
 
-from PIL import Image, ImageChops, ImageFilter, ImageStat
+from PIL import Image, ImageChops, ImageFilter
 
 from .frames import decode, open_image
 
@@ -23,6 +24,8 @@ _BLUR: Final = ImageFilter.GaussianBlur(0.7)
 _MIN_SPREAD: Final = 20.0
 # The normalised picture is stored in 8 bits at this many levels per spread, centred on 128.
 _LEVELS_PER_SPREAD: Final = 32
+_LEVELS: Final = range(256)
+_SQUARES: Final = tuple(level * level for level in _LEVELS)
 # A cell has changed when it moved by more than this many spreads (about 15 grey levels in a typical room).
 CELL_FLOOR: Final = 0.3
 # Fraction of cells that must change: 0.5% is about a dozen cells of a 64×36 thumb, an object of about
@@ -39,13 +42,13 @@ class Thumb:
     width: int
     height: int
     pixels: bytes
-    # The brightness-normalised pixels, computed once where the thumb is made (an executor job), so that
-    # comparing thumbs on the event loop is a cheap difference and histogram.
-    normalised: bytes = field(init=False, repr=False, compare=False)
+    # The brightness-normalised picture, made once where the thumb is made (an executor job), so that
+    # comparing thumbs on the event loop is a difference and a histogram (never modified after).
+    normalised: Image.Image = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Normalise the pixels once."""
-        object.__setattr__(self, "normalised", _normalised(self).tobytes())
+        object.__setattr__(self, "normalised", _normalised(self))
 
 
 class GateReason(StrEnum):
@@ -107,10 +110,7 @@ def change_score(a: Thumb, b: Thumb) -> float:
     """Return the fraction (0..1) of cells that differ beyond the noise floor, brightness normalised."""
     if (a.width, a.height) != (b.width, b.height):
         return 1.0
-    size = (a.width, a.height)
-    difference = ImageChops.difference(
-        Image.frombytes("L", size, a.normalised), Image.frombytes("L", size, b.normalised)
-    )
+    difference = ImageChops.difference(a.normalised, b.normalised)
     floor = int(CELL_FLOOR * _LEVELS_PER_SPREAD)
     return sum(difference.histogram()[floor + 1 :]) / len(a.pixels)
 
@@ -118,13 +118,16 @@ def change_score(a: Thumb, b: Thumb) -> float:
 def _normalised(thumb: Thumb) -> Image.Image:
     """Return the thumb shifted to zero mean and scaled to unit spread (floored), as 8-bit levels."""
     image = Image.frombytes("L", (thumb.width, thumb.height), thumb.pixels)
-    stat = ImageStat.Stat(image)
-    mean = stat.mean[0]
-    spread = max(_MIN_SPREAD, stat.stddev[0])
-    scale = _LEVELS_PER_SPREAD / spread
-    # A lookup table for all 256 levels, built in one pass (a function given to point() is called per level).
-    table = [min(255, max(0, round(128 + (value - mean) * scale))) for value in range(256)]
-    return image.point(table)
+    # Mean and spread from the histogram, and the linear map done by Pillow on a float picture (then clipped
+    # and rounded back to 8 bits): every frame of a still room is normalised, so no per-level Python here.
+    counts = image.histogram()
+    cells = len(thumb.pixels)
+    mean = sum(map(mul, counts, _LEVELS)) / cells
+    variance = max(0.0, sum(map(mul, counts, _SQUARES)) / cells - mean * mean)
+    scale = _LEVELS_PER_SPREAD / max(_MIN_SPREAD, math.sqrt(variance))
+    # Half a level more: the conversion back to 8 bits truncates, and this makes it round.
+    offset = 128.5 - mean * scale
+    return image.convert("F").point(lambda level: level * scale + offset).convert("L")
 
 
 class ChangeGate:

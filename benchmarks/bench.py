@@ -245,8 +245,12 @@ def default_plan(
 # that takes 1.5 s per request (a 7B model on a home GPU); spare slots on (they need a second slot to act).
 WAVE_MODEL_S: Final = 1.5
 WAVE_CAMERAS: Final = 8
-# Seconds of the still room's phases (limits.STILL_CAMERAS cameras each).
-STILL_S: Final = 30.0
+# Seconds of the still room's phases (limits.STILL_CAMERAS cameras each): one heartbeat period, so that each
+# camera's heartbeat check (the default, once a minute) falls in the window once, as it does each minute of
+# an hour. A still room's CPU per camera-hour includes what its heartbeat costs.
+STILL_S: Final = HEARTBEAT.default
+# The still room is measured at rest: after the first check and the window of frames prepared for the next.
+STILL_WARMUP_S: Final = 6.0
 # Six episodes a camera, 24 a slot setting, in the real Home Assistant's busy wave.
 REAL_HASS_WAVE_S: Final = 72.0
 
@@ -255,16 +259,20 @@ def variant_phases(warmup_s: float, duration_s: float, wave_s: float) -> list[Ph
     """Return the phases of ours' variants: the still room (ours, before resting, the reference), the busy wave."""
     cameras = limits.STILL_CAMERAS
     still = (Group("static", cameras, 5),)
+    # Twice each, in the order ours, reference, reference, ours: the machine's speed drifts over minutes (a
+    # shared host), and this order cancels a steady drift from the comparison.
     phases = [
-        PhaseSpec(f"static-{policy}-{cameras}x5", policy, still, warmup_s, STILL_S, variant="still")
-        for policy in ("ours", "reference")
+        PhaseSpec(
+            f"static-{policy}-{cameras}x5{suffix}", policy, still, STILL_WARMUP_S, STILL_S, variant="still"
+        )
+        for policy, suffix in (("ours", ""), ("reference", ""), ("reference", "-2"), ("ours", "-2"))
     ]
     phases.append(
         PhaseSpec(
             f"static-ours-every-frame-{cameras}x5",
             "ours",
             still,
-            warmup_s,
+            STILL_WARMUP_S,
             STILL_S,
             variant="every-frame",
             rest_stride=1,

@@ -17,6 +17,7 @@ from .const import LOGGER
 from .engine.backends.base import VisionBackend
 from .engine.camera_schedule import CameraSchedule, Occasion, Skip, SkipReason, Start
 from .engine.camera_state import PRESENCE_KEY, CameraState
+from .engine.frame_clock import next_frame_at
 from .engine.gate import ChangeGate
 from .engine.scheduling import FairLimiter
 from .engine.window import Frame
@@ -195,7 +196,9 @@ class CameraWatcher:
             except Exception:
                 # A bug here must not end the camera's loop silently.
                 self.failures.log_unexpected("handling a frame")
-            next_frame += period * self._intake.frame_stride
+            next_frame = next_frame_at(
+                next_frame, period, stride=self._intake.frame_stride, phase=self._phase
+            )
             delay = next_frame - time.monotonic()
             if delay < 0:
                 # Capture fell behind (a slow camera): carry on from now rather than burst to catch up.

@@ -160,6 +160,8 @@ class Plan:
     prepare_checks: int = 0
     # Seconds of each slot setting of the busy wave in a real Home Assistant (benchmarks/real_hass_wave.py); 0 skips.
     real_hass_wave_s: float = 0.0
+    # Seconds of each run of the resting cameras' wake-ups (benchmarks/wakeups.py, a process of its own); 0 skips.
+    wakeups_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -238,6 +240,7 @@ def default_plan(
         scaling=ScalingPlan(),
         prepare_checks=60,
         real_hass_wave_s=REAL_HASS_WAVE_S,
+        wakeups_s=WAKEUPS_S,
     )
 
 
@@ -253,6 +256,8 @@ STILL_S: Final = HEARTBEAT.default
 STILL_WARMUP_S: Final = 6.0
 # Six episodes a camera, 24 a slot setting, in the real Home Assistant's busy wave.
 REAL_HASS_WAVE_S: Final = 72.0
+# Each of the four runs of the resting cameras' wake-ups (spread or on the rest grid).
+WAKEUPS_S: Final = 8.0
 
 
 def variant_phases(warmup_s: float, duration_s: float, wave_s: float) -> list[PhaseSpec]:
@@ -902,12 +907,7 @@ async def async_run(settings: Settings, *, progress: Callable[[str], None] = pri
         )
     )
     scenes = build_scenes(needed)
-    prepare: dict[str, Any] | None = None
-    if plan.prepare_checks:
-        # Before anything else runs, on the busy room's frames (every frame differs).
-        progress("frame preparation: per window against per frame")
-        busy = scenes.get("busy") or build_scenes(("busy",))["busy"]
-        prepare = await loop.run_in_executor(None, _measure_prepare, busy, plan.prepare_checks)
+    prepare, wakeups = await _micro_benchmarks(plan, scenes, progress)
     server = ModelServer(settings.cost, settings.server_slots)
     await loop.run_in_executor(None, server.start)
     phases: list[dict[str, Any]] = []
@@ -955,6 +955,7 @@ async def async_run(settings: Settings, *, progress: Callable[[str], None] = pri
             )
     results = assemble(settings, machine, phases, llama, real_hass)
     results["prepare_micro"] = prepare
+    results["wakeups"] = wakeups
     results["server_totals"] = server_totals
     results["scaling"] = scaling
     results["run_seconds"] = round(time.monotonic() - started, 1)
@@ -979,6 +980,42 @@ async def _real_hass_wave(scene: Scene, plan: Plan, progress: Callable[[str], No
         )
     finally:
         await loop.run_in_executor(None, server.stop)
+
+
+async def _micro_benchmarks(
+    plan: Plan, scenes: dict[str, Scene], progress: Callable[[str], None]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Run the frame-preparation and wake-up micro-benchmarks the plan asks for, before anything else runs."""
+    prepare: dict[str, Any] | None = None
+    if plan.prepare_checks:
+        # On the busy room's frames (every frame differs).
+        progress("frame preparation: per window against per frame")
+        busy = scenes.get("busy") or build_scenes(("busy",))["busy"]
+        prepare = await asyncio.get_running_loop().run_in_executor(
+            None, _measure_prepare, busy, plan.prepare_checks
+        )
+    wakeups: dict[str, Any] | None = None
+    if plan.wakeups_s:
+        progress("resting cameras' wake-ups: clocks spread against the rest grid")
+        wakeups = await _measure_wakeups(plan.wakeups_s)
+    return prepare, wakeups
+
+
+async def _measure_wakeups(seconds: float) -> dict[str, Any]:
+    """Return benchmarks/wakeups.py's figures, measured in a process of its own (nothing else counted)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "benchmarks.wakeups",
+        str(seconds),
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    if process.returncode:
+        raise RuntimeError(f"benchmarks.wakeups exited with {process.returncode}")
+    figures: dict[str, Any] = json.loads(out)
+    return figures
 
 
 def _measure_prepare(scene: Scene, checks: int) -> dict[str, Any]:
@@ -1365,6 +1402,10 @@ def parse_args(argv: Sequence[str]) -> Settings:
             plan = replace(plan, scaling=None)
         if "prepare-micro" not in wanted:
             plan = replace(plan, prepare_checks=0)
+        if "wakeups" not in wanted:
+            plan = replace(plan, wakeups_s=0.0)
+        elif not plan.wakeups_s:
+            plan = replace(plan, wakeups_s=WAKEUPS_S)
         if "real-hass-wave" not in wanted:
             plan = replace(plan, real_hass_wave_s=0.0)
         elif not plan.real_hass_wave_s:

@@ -7,7 +7,7 @@ from pathlib import Path
 import sys
 from typing import Any
 
-from benchmarks import limits, prepare_micro
+from benchmarks import limits, prepare_micro, wakeups
 from benchmarks.llama_server_bench import report_lines as llama_server_report_lines
 from benchmarks.work_conserving import WAVE_TARGET_ID, WAVE_TARGET_MS, compare, wave_target
 
@@ -66,6 +66,7 @@ def render(results: dict[str, Any]) -> str:
     lines += _rules(results)
     lines += _scale(results)
     lines += prepare_micro.render(results.get("prepare_micro"))
+    lines += wakeups.render(results.get("wakeups"))
     lines += _mixed(results)
     lines += _scaling(results)
     lines += _memory(results)

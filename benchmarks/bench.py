@@ -184,7 +184,7 @@ def default_plan(
     wave_s: float = 40.0,
     scale_s: float = 20.0,
 ) -> Plan:
-    """Return the default run (about 18 minutes on two cores).
+    """Return the default run (about 26 minutes on two cores).
 
     - idle: Home Assistant with the cameras and nothing watching them (the CPU and lag floor);
     - the scenario table: every scenario × policy at 4 cameras × 5 rules, one phase each; where the scene

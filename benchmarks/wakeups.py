@@ -17,12 +17,12 @@ import time
 from typing import Any, Final
 
 from benchmarks.scenes import build_scenes
-from custom_components.miloco.engine.frame_clock import next_frame_at
+from custom_components.miloco.engine.frame_clock import REST_SLOTS, next_frame_at
 from custom_components.miloco.engine.gate import thumbnail
+from custom_components.miloco.frame_intake import REST_STRIDE
 
 CAMERAS: Final = 32
 FPS: Final = 2.0
-REST_STRIDE: Final = 2
 ORDER: Final = ("spread", "grid", "grid", "spread")
 
 
@@ -38,10 +38,9 @@ async def _camera(index: int, clock: str, jpeg: bytes, seconds: float) -> int:
         await asyncio.sleep(max(0.0, next_frame - time.monotonic()))
         await loop.run_in_executor(None, thumbnail, jpeg)
         frames += 1
-        if clock == "grid":
-            next_frame = next_frame_at(next_frame, period, stride=REST_STRIDE, phase=phase)
-        else:
-            next_frame += period * REST_STRIDE
+        # The watcher's own clock; without rest slots it keeps each camera on its phase (as before the grid).
+        slots = REST_SLOTS if clock == "grid" else 0
+        next_frame = next_frame_at(next_frame, period, stride=REST_STRIDE, phase=phase, rest_slots=slots)
     return frames
 
 
